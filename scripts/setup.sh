@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Creates .venv and installs chestclip into it. torch is pinned and installed first: any
+# unpinned `torch` requirement would otherwise pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${CHESTCLIP_TORCH:-torch==2.13.0}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet "$TORCH_SPEC"
+.venv/bin/python -m pip install --quiet -e ".[dev]"

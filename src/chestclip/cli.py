@@ -1,0 +1,119 @@
+"""The ``chestclip`` command line: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from chestclip.errors import ChestClipError
+
+MAX_SKIPPED_SHOWN = 10
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="chestclip")
+def cli() -> None:
+    """chestclip: CLIP on chest X-rays and their reports, MLP heads, Grad-CAM ROI analysis."""
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option("--studies", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--image-size", default=512, show_default=True, type=click.IntRange(min=32))
+@click.option(
+    "--layout", type=click.Choice(["openi", "kaggle"]), default="openi", show_default=True
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--visibility",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Lesion contrast: 0 draws no lesions (reports still describe them).",
+)
+def phantom(
+    out: Path, studies: int, image_size: int, layout: str, seed: int, visibility: float
+) -> None:
+    """Generate synthetic chest X-ray studies with known lesions, in a real IU X-Ray layout."""
+    from chestclip.phantom import generate_phantoms
+
+    summary = generate_phantoms(out, studies, image_size, layout, seed, visibility)
+    click.echo(
+        f"wrote {summary.n_studies} studies ({summary.n_normal} normal, {summary.n_abnormal} "
+        f"abnormal), {summary.n_images} images, {layout} layout → {out}"
+    )
+
+
+@cli.command()
+@click.option(
+    "--source",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="OpenI folder or NLMCXR_reports.tgz, or the Kaggle folder.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Directory to (re)create."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="YAML with a `prepare:` section.",
+)
+@click.option("--image-size", type=click.IntRange(min=16), help="Side of the square images [224].")
+@click.option("--views", type=click.Choice(["all", "frontal"]), help="Which projections [all].")
+@click.option("--text-fields", help="Comma-separated report sections [indication,findings].")
+@click.option("--clean", type=click.Choice(["safe", "paper", "none"]), help="Text cleaning [safe].")
+@click.option("--split", help="train,val,test fractions [0.70,0.15,0.15].")
+@click.option("--seed", type=int, help="Split seed [0].")
+@click.option(
+    "--resize",
+    type=click.Choice(["pad", "stretch"]),
+    help="Keep aspect (pad) or stretch [pad].",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Decoding threads [cores, at most 8].")
+@click.option("--no-images", is_flag=True, help="Reports only (for sources without images).")
+def prepare(source: Path, out: Path, config_file: Path | None, no_images: bool, **options) -> None:
+    """Turn an IU X-Ray download into a clean, split, cached dataset."""
+    from chestclip.config import PrepareConfig, read_yaml, validate
+    from chestclip.data import prepare_dataset
+
+    settings = read_yaml(config_file).get("prepare", {}) if config_file else {}
+    settings.update({k: v for k, v in options.items() if v is not None})
+    if no_images:
+        settings["images"] = False
+    config = validate(PrepareConfig, settings, str(config_file or "options"))
+    summary = prepare_dataset(source, out, config).counts
+    click.echo(
+        f"{summary['layout']} source: {summary['reports_parsed']} reports parsed, "
+        f"{summary['reports_with_images']} with images; kept {summary['studies']} studies "
+        f"({summary['normal']} normal, {summary['diseased']} diseased), {summary['images']} images"
+    )
+    for split, counts in summary["splits"].items():
+        click.echo(
+            f"  {split:5s}: {counts['patients']} patients, {counts['images']} images, "
+            f"{counts['normal']} normal / {counts['diseased']} diseased"
+        )
+    if summary["skipped_count"]:
+        reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
+        click.echo(f"skipped {summary['skipped_count']}: {reasons} (all listed in summary.json)")
+        for item in summary["skipped"][:MAX_SKIPPED_SHOWN]:
+            click.echo(f"  {item['kind']} {item['id']}: {item['reason']}", err=True)
+    click.echo(f"→ {out}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except (ChestClipError, OSError) as err:
+        click.echo(f"chestclip: error: {err}", err=True)
+        sys.exit(1)

@@ -1,0 +1,20 @@
+"""Data: read the IU X-Ray collection as users download it, clean, label, split, cache, stream."""
+
+from chestclip.data.dataset import PreparedData, XrayReportDataset
+from chestclip.data.prepare import PrepareSummary, prepare_dataset
+from chestclip.data.sources import SourceError, detect_layout, read_source
+from chestclip.data.split import split_by_patient
+from chestclip.data.text import build_text, clean_text
+
+__all__ = [
+    "PrepareSummary",
+    "PreparedData",
+    "SourceError",
+    "XrayReportDataset",
+    "build_text",
+    "clean_text",
+    "detect_layout",
+    "prepare_dataset",
+    "read_source",
+    "split_by_patient",
+]

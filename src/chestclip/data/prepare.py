@@ -1,0 +1,201 @@
+"""``chestclip prepare``: a download of IU X-Ray → a clean, split, cached dataset directory.
+
+Outputs (written atomically: a killed run leaves no half-written directory):
+``studies.csv``, ``images.csv``, ``images.npy`` (uint8 [N, S, S] in images.csv row order, read
+with ``numpy.load(mmap_mode="r")``; absent with ``images=False``) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from chestclip import __version__
+from chestclip.config import PrepareConfig
+from chestclip.data.images import decode_into
+from chestclip.data.records import FRONTAL, Skipped, SourceRecords
+from chestclip.data.sources import read_source
+from chestclip.data.split import SPLITS, split_by_patient
+from chestclip.data.text import build_text
+from chestclip.utils.io import atomic_directory, atomic_write_json
+
+STUDY_COLUMNS = [
+    "uid", "split", "label", "text", "indication", "findings", "impression", "comparison", "mesh",
+    "problems", "n_images",
+]  # fmt: skip
+IMAGE_TABLE_COLUMNS = ["image_id", "uid", "split", "label", "projection", "row", "file"]
+IMAGES_FILE = "images.npy"
+
+
+@dataclass(frozen=True)
+class PrepareSummary:
+    """Where the prepared dataset is and what went into it (the content of summary.json)."""
+
+    out: Path
+    counts: dict[str, Any]
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        return self.counts["skipped"]
+
+
+def _uid_order(uids: pd.Series) -> pd.Series:
+    return uids.map(lambda u: (0, int(u), "") if str(u).isdigit() else (1, 0, str(u)))
+
+
+def _drop_duplicates(
+    table: pd.DataFrame, key: str, kind: str, skipped: list[Skipped]
+) -> pd.DataFrame:
+    dup = table[key].duplicated(keep="first")
+    skipped += [
+        Skipped(kind, str(k), f"duplicate {key}", str(f))
+        for k, f in zip(table.loc[dup, key], table.loc[dup, "file"], strict=True)
+    ]
+    return table[~dup]
+
+
+def select_images(
+    records: SourceRecords, config: PrepareConfig, skipped: list[Skipped]
+) -> tuple[pd.DataFrame, int]:
+    """Images that belong to a parsed report and to the chosen views; (table, excluded by view)."""
+    images = _drop_duplicates(records.images, "image_id", "image", skipped)
+    orphan = ~images["uid"].isin(records.reports["uid"])
+    skipped += [
+        Skipped("image", i, "no report for this image", f)
+        for i, f in zip(images.loc[orphan, "image_id"], images.loc[orphan, "file"], strict=True)
+    ]
+    images = images[~orphan]
+    excluded = 0
+    if config.views == "frontal":
+        frontal = images["projection"] == FRONTAL
+        excluded = int((~frontal).sum())
+        images = images[frontal]
+    if config.images:
+        missing = images["file"] == ""
+        skipped += [
+            Skipped("image", i, "file missing", "") for i in images.loc[missing, "image_id"]
+        ]
+        images = images[~missing]
+    order = images.assign(_k=_uid_order(images["uid"])).sort_values(["_k", "image_id"])
+    return order.drop(columns="_k").reset_index(drop=True), excluded
+
+
+def decode_images(
+    images: pd.DataFrame,
+    archive: str | None,
+    out_dir: Path,
+    config: PrepareConfig,
+    skipped: list[Skipped],
+) -> pd.DataFrame:
+    """Decode every image into ``out_dir/images.npy``; drop and list the undecodable ones."""
+    shape = (len(images), config.image_size, config.image_size)
+    array = np.lib.format.open_memmap(out_dir / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=shape)
+    bar = lambda it: tqdm(it, total=len(images), desc="decoding images", unit="img", disable=None)  # noqa: E731
+    errors = decode_into(
+        images["file"].tolist(), archive, array, config.resize, config.workers, bar
+    )
+    for index, reason in sorted(errors.items()):
+        skipped.append(
+            Skipped("image", images.at[index, "image_id"], reason, images.at[index, "file"])
+        )
+    if errors:  # rewrite without the failed rows so row order stays images.csv order
+        keep = np.array([i for i in range(len(images)) if i not in errors], dtype=np.int64)
+        compact = np.lib.format.open_memmap(
+            out_dir / "images.tmp.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *shape[1:])
+        )
+        for start in range(0, len(keep), 1024):
+            compact[start : start + 1024] = array[keep[start : start + 1024]]
+        compact.flush()
+        del array, compact
+        (out_dir / "images.tmp.npy").replace(out_dir / IMAGES_FILE)
+        images = images.iloc[keep].reset_index(drop=True)
+    else:
+        array.flush()
+    return images.assign(row=np.arange(len(images)))
+
+
+def _split_counts(studies: pd.DataFrame, images: pd.DataFrame) -> dict[str, dict[str, int]]:
+    counts = {}
+    for split in SPLITS:
+        part = studies[studies["split"] == split]
+        counts[split] = {
+            "patients": len(part),
+            "images": int((images["split"] == split).sum()),
+            "normal": int((part["label"] == 0).sum()),
+            "diseased": int((part["label"] == 1).sum()),
+        }
+    return counts
+
+
+def prepare_dataset(
+    source: str | Path, out: str | Path, config: PrepareConfig | None = None
+) -> PrepareSummary:
+    """Parse, label, clean, split and cache an IU X-Ray source (OpenI or Kaggle layout)."""
+    config = config or PrepareConfig()
+    records = read_source(source, with_images=config.images)
+    skipped = list(records.skipped)
+    reports = _drop_duplicates(records.reports, "uid", "report", skipped)
+    reports_parsed = len(reports)
+    with_images = reports[reports["uid"].isin(records.images["uid"])]
+    no_images = reports[~reports["uid"].isin(records.images["uid"])]
+    skipped += [
+        Skipped("report", u, "no images", f)
+        for u, f in zip(no_images["uid"], no_images["file"], strict=True)
+    ]
+    images, excluded_by_view = select_images(records, config, skipped)
+
+    with atomic_directory(out) as tmp:
+        if config.images:
+            images = decode_images(images, records.archive, tmp, config, skipped)
+        else:
+            images = images.assign(row=-1)
+        n_images = images.groupby("uid").size()
+        studies = with_images[with_images["uid"].isin(n_images.index)].copy()
+        lost = with_images[~with_images["uid"].isin(n_images.index)]
+        reason = "no readable images" if config.images else f"no {config.views} images"
+        skipped += [
+            Skipped("report", u, reason, f) for u, f in zip(lost["uid"], lost["file"], strict=True)
+        ]
+        images = images[images["uid"].isin(studies["uid"])]
+
+        studies["text"] = build_text(studies, config.text_fields, config.clean)
+        studies["n_images"] = studies["uid"].map(n_images).astype(int)
+        studies["split"] = split_by_patient(
+            studies[["uid", "label"]], config.split, config.seed
+        ).to_numpy()
+        studies = studies.assign(_k=_uid_order(studies["uid"])).sort_values("_k").drop(columns="_k")
+        split_of, label_of = studies.set_index("uid")["split"], studies.set_index("uid")["label"]
+        images = images.assign(split=images["uid"].map(split_of), label=images["uid"].map(label_of))
+
+        studies[STUDY_COLUMNS].to_csv(tmp / "studies.csv", index=False)
+        images[IMAGE_TABLE_COLUMNS].to_csv(tmp / "images.csv", index=False)
+        counts = {
+            "chestclip_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "source": str(Path(source).resolve()),
+            "layout": records.layout,
+            "config": config.model_dump(mode="json"),
+            "reports_parsed": reports_parsed,
+            "reports_with_images": len(with_images),
+            "studies": len(studies),
+            "images": len(images),
+            "image_size": config.image_size if config.images else None,
+            "normal": int((studies["label"] == 0).sum()),
+            "diseased": int((studies["label"] == 1).sum()),
+            "images_excluded_by_view": excluded_by_view,
+            "splits": _split_counts(studies, images),
+            "skipped_count": len(skipped),
+            "skipped_by_reason": dict(
+                Counter(s.reason.split(":")[0] for s in skipped).most_common()
+            ),
+            "skipped": [s.as_dict() for s in skipped],
+        }
+        atomic_write_json(tmp / "summary.json", counts)
+    return PrepareSummary(Path(out), counts)

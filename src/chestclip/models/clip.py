@@ -1,0 +1,143 @@
+"""The CLIP model: two encoders, two projection heads, a shared L2-normalised embedding space."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from chestclip.models.encoders import ImageEncoder, TextEncoder
+
+PROJECTIONS: tuple[str, ...] = ("linear", "mlp")
+ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("eager", "sdpa")
+
+
+@dataclass
+class ChestCLIPConfig:
+    """Everything needed to rebuild a ChestCLIP; saved as ``config.json`` beside its weights.
+
+    ``image_encoder``/``text_encoder`` are a preset name (``chestclip.models.IMAGE_PRESETS`` /
+    ``TEXT_PRESETS``), a Hugging Face name or a local directory. ``build_clip`` fills in the
+    ``*_encoder_config`` dicts (the backbones' transformers configs) and the image mean/std, so a
+    saved model is rebuilt from this file alone, without the hub.
+    """
+
+    image_encoder: str = "google/vit-base-patch16-224"
+    text_encoder: str = "bert-base-uncased"
+    embed_dim: int = 512
+    projection: Literal["linear", "mlp"] = "linear"
+    temperature: float = 0.1
+    learnable_temperature: bool = False
+    max_logit_scale: float = 100.0
+    attn_implementation: Literal["eager", "sdpa"] = "sdpa"
+    image_size: int = 224
+    max_text_length: int = 128
+    image_encoder_config: dict[str, Any] | None = None
+    text_encoder_config: dict[str, Any] | None = None
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(
+                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
+                f"got {self.attn_implementation!r}"
+            )
+        if self.temperature <= 0 or 1.0 / self.temperature > self.max_logit_scale:
+            raise ValueError(
+                f"temperature must lie in [1/max_logit_scale, inf) = "
+                f"[{1.0 / self.max_logit_scale:g}, inf), got {self.temperature}"
+            )
+        for name in ("embed_dim", "image_size", "max_text_length"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the content of ``config.json``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ChestCLIPConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown ChestCLIPConfig keys: {', '.join(unknown)}")
+        return cls(**values)
+
+
+class ClipOutput(NamedTuple):
+    """What :meth:`ChestCLIP.forward` returns (a tuple, so DDP and Lightning handle it natively)."""
+
+    image_embeds: Tensor  # [B, D], unit norm
+    text_embeds: Tensor  # [B, D], unit norm
+    logit_scale: Tensor  # scalar, 1/τ
+
+
+def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
+    """A projection head ``[B, in_dim] → [B, out_dim]``: CLIP's bias-free linear map, or a 2-layer MLP."""
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim, bias=False)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim))
+    raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
+
+
+class ChestCLIP(nn.Module):
+    """Image and text encoders projected to a shared, L2-normalised ``embed_dim`` space.
+
+    Build one with ``chestclip.models.build_clip(config)``; this class only wires given encoders.
+    """
+
+    def __init__(
+        self, config: ChestCLIPConfig, image_encoder: ImageEncoder, text_encoder: TextEncoder
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.image_projection = make_projection(
+            config.projection, image_encoder.output_dim, config.embed_dim
+        )
+        self.text_projection = make_projection(
+            config.projection, text_encoder.output_dim, config.embed_dim
+        )
+        self.max_logit_scale = float(config.max_logit_scale)
+        initial_scale = torch.tensor(1.0 / config.temperature)
+        if config.learnable_temperature:
+            # CLIP learns log(1/τ), so the scale stays positive; it starts at the paper's τ.
+            self.log_logit_scale = nn.Parameter(initial_scale.log())
+        else:
+            self.register_buffer("fixed_logit_scale", initial_scale)
+
+    @property
+    def logit_scale(self) -> Tensor:
+        """``1/τ`` (scalar): fixed, or learned and clamped to ``max_logit_scale`` as in CLIP."""
+        if self.config.learnable_temperature:
+            return self.log_logit_scale.exp().clamp(max=self.max_logit_scale)
+        return self.fixed_logit_scale
+
+    def encode_image(self, pixels: Tensor) -> Tensor:
+        """``pixels`` [B, 1, H, W] in [0, 1] → unit-norm embeddings [B, D]."""
+        return F.normalize(self.image_projection(self.image_encoder(pixels)), dim=-1)
+
+    def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """``input_ids``, ``attention_mask`` [B, L] → unit-norm embeddings [B, D]."""
+        features = self.text_encoder(input_ids, attention_mask)
+        return F.normalize(self.text_projection(features), dim=-1)
+
+    def forward(self, pixels: Tensor, input_ids: Tensor, attention_mask: Tensor) -> ClipOutput:
+        """Both embeddings ``[B, D]`` and the logit scale, ready for :class:`ClipLoss`."""
+        return ClipOutput(
+            self.encode_image(pixels), self.encode_text(input_ids, attention_mask), self.logit_scale
+        )
+
+
+__all__ = ["ChestCLIP", "ChestCLIPConfig", "ClipOutput", "make_projection"]

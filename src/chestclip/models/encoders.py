@@ -1,0 +1,135 @@
+"""Image and text encoders: thin wrappers that turn a transformers backbone into ``[B, F]`` features.
+
+The wrappers only adapt inputs and pick the pooled feature; they hold no file paths. Building a
+backbone (pretrained weights, presets, attention implementation) is the factory's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+
+
+def has_cls_token(backbone: PreTrainedModel) -> bool:
+    """Whether a vision backbone is a ViT-style token model with a CLS token (ViT, DeiT, BEiT...).
+
+    Decided from the module structure, not the model's name: CNNs (ResNet, ConvNeXt) and windowed
+    transformers without a CLS token (Swin) are pooled with their ``pooler_output`` instead.
+    """
+    embeddings = getattr(backbone, "embeddings", None)
+    return getattr(embeddings, "cls_token", None) is not None
+
+
+def _square_size(size: int | Sequence[int], what: str) -> int:
+    if isinstance(size, int):
+        return size
+    if len(size) == 2 and size[0] == size[1]:
+        return int(size[0])
+    raise ValueError(f"only square {what} are supported, got {tuple(size)}")
+
+
+class ImageEncoder(nn.Module):
+    """Grey-scale X-rays ``[B, 1, H, W]`` in [0, 1] → backbone features ``[B, F]``.
+
+    The single channel is replicated to the backbone's input channels and normalised with the
+    backbone's own mean/std (those its weights were trained with). ViT-style backbones return the
+    final-layernormed CLS token; CNNs return their pooled output, flattened.
+
+    Args:
+        backbone: a transformers vision model (``ViTModel``, ``ResNetModel``, ``ConvNextModel``...).
+        mean: per-channel mean, one value per backbone input channel.
+        std: per-channel standard deviation, same length as ``mean``.
+        image_size: input side length; ViT-style backbones require inputs of exactly this size
+            (positional embeddings are interpolated when it differs from the checkpoint's size).
+    """
+
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        mean: Sequence[float],
+        std: Sequence[float],
+        image_size: int,
+    ) -> None:
+        super().__init__()
+        config = backbone.config
+        channels = int(config.num_channels)
+        if len(mean) != channels or len(std) != channels:
+            raise ValueError(
+                f"mean/std need {channels} values (the backbone's input channels), "
+                f"got {len(mean)} and {len(std)}"
+            )
+        self.backbone = backbone
+        self.image_size = int(image_size)
+        self.uses_cls_token = has_cls_token(backbone)
+        # Non-persistent: mean/std travel in ChestCLIPConfig, the single place they are recorded.
+        self.register_buffer("mean", torch.tensor(mean).view(1, channels, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, channels, 1, 1), persistent=False)
+
+        self.patch_size: int | None = None
+        self._native_size: int | None = None
+        if self.uses_cls_token:
+            self.patch_size = _square_size(config.patch_size, "patches")
+            self._native_size = _square_size(config.image_size, "images")
+            if self.image_size % self.patch_size:
+                raise ValueError(
+                    f"image_size {self.image_size} is not a multiple of the patch size "
+                    f"{self.patch_size}"
+                )
+            self.output_dim = int(config.hidden_size)
+        elif getattr(config, "hidden_sizes", None):
+            self.output_dim = int(config.hidden_sizes[-1])
+        elif getattr(config, "hidden_size", None):
+            self.output_dim = int(config.hidden_size)
+        else:
+            raise ValueError(
+                f"cannot tell the feature size of a {type(backbone).__name__}: its config has "
+                "neither hidden_sizes nor hidden_size"
+            )
+
+    @property
+    def token_grid(self) -> tuple[int, int] | None:
+        """``(rows, cols)`` of the ViT patch-token grid at ``image_size``; None for CNNs.
+
+        The backbone's ``last_hidden_state`` is ``[B, prefix + rows * cols, F]``: the last
+        ``rows * cols`` tokens are the patches in row-major order (what Grad-CAM reshapes).
+        """
+        if self.patch_size is None:
+            return None
+        side = self.image_size // self.patch_size
+        return side, side
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """``pixels`` [B, 1, H, W] in [0, 1] → features [B, F]."""
+        if pixels.ndim != 4 or pixels.shape[1] != 1:
+            raise ValueError(f"pixels must be grey-scale [B, 1, H, W], got {tuple(pixels.shape)}")
+        channels = self.mean.shape[1]
+        pixel_values = (pixels.expand(-1, channels, -1, -1) - self.mean) / self.std  # [B, C, H, W]
+        if not self.uses_cls_token:
+            return self.backbone(pixel_values=pixel_values).pooler_output.flatten(1)  # [B, F]
+
+        height, width = pixels.shape[-2:]
+        if height != self.image_size or width != self.image_size:
+            raise ValueError(
+                f"this ViT encoder expects {self.image_size}x{self.image_size} images, "
+                f"got {height}x{width}"
+            )
+        extra = {"interpolate_pos_encoding": True} if self.image_size != self._native_size else {}
+        hidden = self.backbone(pixel_values=pixel_values, **extra).last_hidden_state
+        return hidden[:, 0]  # [B, F]: CLS token after the final layer norm
+
+
+class TextEncoder(nn.Module):
+    """Token ids ``[B, L]`` → the last hidden state's CLS token ``[B, F]`` of a BERT-like model."""
+
+    def __init__(self, backbone: PreTrainedModel) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.output_dim = int(backbone.config.hidden_size)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """``input_ids``, ``attention_mask`` [B, L] → features [B, F]."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return hidden[:, 0]  # [B, F]

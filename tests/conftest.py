@@ -1,0 +1,35 @@
+"""Shared fixtures: small phantom datasets in both layouts, and the real reports when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from chestclip.phantom import generate_phantoms
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_IU = Path(os.environ.get("CHESTCLIP_SHARED_DATA", PROJECT.parent / "shared/data/iu-xray"))
+
+
+@pytest.fixture(scope="session")
+def real_iu() -> Path:
+    """The real IU X-Ray reports (../shared/data/iu-xray); the test is skipped when absent."""
+    if not (SHARED_IU / "kaggle/indiana_reports.csv").is_file():
+        pytest.skip(f"real IU X-Ray reports not found at {SHARED_IU}")
+    return SHARED_IU
+
+
+@pytest.fixture(scope="session")
+def phantom_openi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("phantom") / "openi"
+    generate_phantoms(out, studies=40, image_size=96, layout="openi", seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def phantom_kaggle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("phantom") / "kaggle"
+    generate_phantoms(out, studies=40, image_size=96, layout="kaggle", seed=0)
+    return out
