@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from chestclip.phantom import generate_phantoms
-
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_IU = Path(os.environ.get("CHESTCLIP_SHARED_DATA", PROJECT.parent / "shared/data/iu-xray"))
 
@@ -23,6 +21,8 @@ def real_iu() -> Path:
 
 @pytest.fixture(scope="session")
 def phantom_openi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from chestclip.phantom import generate_phantoms
+
     out = tmp_path_factory.mktemp("phantom") / "openi"
     generate_phantoms(out, studies=40, image_size=96, layout="openi", seed=0)
     return out
@@ -30,6 +30,21 @@ def phantom_openi(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def phantom_kaggle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from chestclip.phantom import generate_phantoms
+
     out = tmp_path_factory.mktemp("phantom") / "kaggle"
     generate_phantoms(out, studies=40, image_size=96, layout="kaggle", seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def prepared_phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """160 phantom studies prepared at 64 px: enough for a tiny CLIP to learn something."""
+    from chestclip.config import PrepareConfig
+    from chestclip.data import prepare_dataset
+    from chestclip.phantom import generate_phantoms
+
+    root = tmp_path_factory.mktemp("prepared")
+    generate_phantoms(root / "source", studies=160, image_size=128, layout="kaggle", seed=1)
+    config = PrepareConfig(image_size=64, workers=2)
+    return prepare_dataset(root / "source", root / "prepared", config).out

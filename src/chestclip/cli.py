@@ -104,6 +104,39 @@ def prepare(source: Path, out: Path, config_file: Path | None, no_images: bool, 
     click.echo(f"→ {out}")
 
 
+@cli.command()
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A directory written by `chestclip prepare`.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--config", "config_file", help="YAML path or packaged name (paper, tiny) [paper].")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set pretrain.lr=1e-4 (repeatable).",
+)
+@click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.ckpt.")
+def pretrain(
+    data_dir: Path, out: Path, config_file: str | None, overrides: tuple[str, ...], resume: bool
+) -> None:
+    """Contrastive CLIP pre-training on X-ray/report pairs (PyTorch Lightning)."""
+    from chestclip.config import load_run_config
+    from chestclip.training.pretrain import pretrain as run_pretrain
+
+    config = load_run_config(config_file, list(overrides))
+    result = run_pretrain(data_dir, out, config, resume=resume)
+    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch")
+    click.echo(f"epoch {int(last.get('epoch', -1))}: {shown}")
+    click.echo(f"best checkpoint {result.best_checkpoint.name} → model saved in {result.clip_dir}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1."""
     try:

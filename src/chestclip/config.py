@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chestclip.errors import ChestClipError
+from chestclip.utils.io import atomic_write_text
 
 
 class ConfigError(ChestClipError):
@@ -50,6 +51,104 @@ class PrepareConfig(_Section):
     @classmethod
     def _split_numbers(cls, value: Any) -> Any:
         return tuple(float(v) for v in value.split(",")) if isinstance(value, str) else value
+
+
+class ModelConfig(_Section):
+    """The CLIP model (``chestclip.models.ChestCLIPConfig`` without what the data decides)."""
+
+    image_encoder: str = "google/vit-base-patch16-224"
+    text_encoder: str = "bert-base-uncased"
+    embed_dim: int = Field(512, ge=1)
+    projection: Literal["linear", "mlp"] = "linear"
+    temperature: float = Field(0.1, gt=0)
+    learnable_temperature: bool = False
+    max_logit_scale: float = Field(100.0, gt=0)
+    attn_implementation: Literal["eager", "sdpa"] = "sdpa"
+    max_text_length: int = Field(128, ge=8)
+    tokenizer_vocab_size: int = Field(2000, ge=100)  # used only when a tokenizer is trained
+
+
+class AugmentConfig(_Section):
+    """Training-split augmentation; no horizontal flip (left/right matter in reports)."""
+
+    enabled: bool = True
+    degrees: float = Field(5.0, ge=0)
+    scale: float = Field(0.05, ge=0, lt=1)
+    shift: float = Field(0.05, ge=0, lt=1)
+    brightness: float = Field(0.1, ge=0)
+    contrast: float = Field(0.1, ge=0, lt=1)
+
+
+class PretrainConfig(_Section):
+    """``chestclip pretrain``: contrastive training with PyTorch Lightning."""
+
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(32, ge=2)
+    epochs: int = Field(30, ge=1)
+    accumulate_grad_batches: int = Field(1, ge=1)
+    scheduler: Literal["none", "plateau", "step", "cosine"] = "plateau"
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    plateau_patience: int = Field(2, ge=0)
+    step_size: int = Field(10, ge=1)
+    step_gamma: float = Field(0.1, gt=0)
+    warmup_epochs: int = Field(1, ge=0)
+    early_stopping_patience: int = Field(5, ge=0)  # 0 disables early stopping
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    accelerator: str = "auto"
+    devices: int | str | list[int] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    views: Literal["all", "frontal"] = "all"
+    num_workers: int = Field(2, ge=0)
+    augment: AugmentConfig = AugmentConfig()
+    limit_train_batches: float | int = 1.0
+    log_every_n_steps: int = Field(10, ge=1)
+
+
+class ProbeConfig(_Section):
+    """Classifier heads on frozen CLIP features (the paper's MLP 1024→512→512→2)."""
+
+    hidden_sizes: tuple[int, ...] = (512, 512)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(25, ge=1)
+
+
+class RunConfig(_Section):
+    """Every stage's settings; the class defaults are the paper's recipe (configs/paper.yaml)."""
+
+    seed: int = 0
+    prepare: PrepareConfig = PrepareConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    probe: ProbeConfig = ProbeConfig()
+
+
+def load_run_config(source: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Defaults ← YAML (a path, or a packaged name such as ``paper``/``tiny``) ← overrides."""
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if source is not None:
+        path = Path(source)
+        path = (
+            path
+            if path.suffix in (".yaml", ".yml") or path.exists()
+            else packaged_config(str(source))
+        )
+        data, where = read_yaml(path), str(path)
+    data = apply_overrides(data, list(overrides))
+    return validate(RunConfig, data, where if not overrides else f"{where} with overrides")
+
+
+def save_run_config(config: RunConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically), ready to be passed back with --config."""
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    atomic_write_text(path, text)
 
 
 def packaged_config(name: str) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -82,7 +81,7 @@ class ClipOutput(NamedTuple):
 
 
 def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
-    """A projection head ``[B, in_dim] → [B, out_dim]``: CLIP's bias-free linear map, or a 2-layer MLP."""
+    """A projection head ``[B, in_dim] → [B, out_dim]``: CLIP's bias-free linear map or an MLP."""
     if kind == "linear":
         return nn.Linear(in_dim, out_dim, bias=False)
     if kind == "mlp":
@@ -138,6 +137,3 @@ class ChestCLIP(nn.Module):
         return ClipOutput(
             self.encode_image(pixels), self.encode_text(input_ids, attention_mask), self.logit_scale
         )
-
-
-__all__ = ["ChestCLIP", "ChestCLIPConfig", "ClipOutput", "make_projection"]

@@ -1,4 +1,4 @@
-"""Image and text encoders: thin wrappers that turn a transformers backbone into ``[B, F]`` features.
+"""Image and text encoders: thin wrappers turning a transformers backbone into ``[B, F]`` features.
 
 The wrappers only adapt inputs and pick the pooled feature; they hold no file paths. Building a
 backbone (pretrained weights, presets, attention implementation) is the factory's job.
@@ -64,9 +64,16 @@ class ImageEncoder(nn.Module):
         self.backbone = backbone
         self.image_size = int(image_size)
         self.uses_cls_token = has_cls_token(backbone)
+        self.image_mean = tuple(float(value) for value in mean)
+        self.image_std = tuple(float(value) for value in std)
         # Non-persistent: mean/std travel in ChestCLIPConfig, the single place they are recorded.
-        self.register_buffer("mean", torch.tensor(mean).view(1, channels, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, channels, 1, 1), persistent=False)
+        shape = (1, channels, 1, 1)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(self.image_mean).view(shape), persistent=False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(self.image_std).view(shape), persistent=False
+        )
 
         self.patch_size: int | None = None
         self._native_size: int | None = None
@@ -105,8 +112,8 @@ class ImageEncoder(nn.Module):
         """``pixels`` [B, 1, H, W] in [0, 1] → features [B, F]."""
         if pixels.ndim != 4 or pixels.shape[1] != 1:
             raise ValueError(f"pixels must be grey-scale [B, 1, H, W], got {tuple(pixels.shape)}")
-        channels = self.mean.shape[1]
-        pixel_values = (pixels.expand(-1, channels, -1, -1) - self.mean) / self.std  # [B, C, H, W]
+        grey = pixels.expand(-1, self.pixel_mean.shape[1], -1, -1)
+        pixel_values = (grey - self.pixel_mean) / self.pixel_std  # [B, C, H, W]
         if not self.uses_cls_token:
             return self.backbone(pixel_values=pixel_values).pooler_output.flatten(1)  # [B, F]
 

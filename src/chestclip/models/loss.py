@@ -21,11 +21,8 @@ from typing import Literal
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
 from torch import Tensor, nn
-
-# Differentiable all-gather (backward is a reduce-scatter): the replacement torch's deprecation
-# warning names for torch.distributed.nn.functional.all_gather, which warns on every call.
-from torch.distributed._functional_collectives import all_gather_single
 
 Direction = Literal["symmetric", "image_to_text", "text_to_image"]
 DIRECTIONS: tuple[str, ...] = ("symmetric", "image_to_text", "text_to_image")
@@ -48,14 +45,16 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     _, world_size = world_rank_and_size()
     if world_size == 1:
         return tensor
-    gathered = all_gather_single(tensor.contiguous(), 0, dist.group.WORLD)
-    return gathered.wait() if hasattr(gathered, "wait") else gathered
+    # torch.distributed.nn's all_gather is differentiable on every torch >= 2.2 and backend (gloo
+    # included). torch 2.13 deprecates it with a FutureWarning, shown once per call site, in favour
+    # of a private functional collective that older torch lacks.
+    return torch.cat(dist_fn.all_gather(tensor), dim=0)
 
 
 def positive_mask(
     row_study_ids: Tensor, col_study_ids: Tensor, row_text_ids: Tensor, col_text_ids: Tensor
 ) -> Tensor:
-    """Pairs that must not be pushed apart: same study or identical text.  # [B_rows, B_cols] bool"""
+    """Pairs never to push apart: same study or identical text.  # [B_rows, B_cols] bool"""
     same_study = row_study_ids[:, None] == col_study_ids[None, :]
     same_text = row_text_ids[:, None] == col_text_ids[None, :]
     return same_study | same_text

@@ -21,9 +21,12 @@ from chestclip.phantom.shapes import (
     bump_profile,
     cylinder_profile,
     ellipse_radius,
+    in_strips,
+    render_size,
     smooth_field,
     smoothstep,
     soft_inside,
+    upsample,
 )
 
 SIDES = ("right", "left")
@@ -74,14 +77,29 @@ class FrontalAnatomy:
 
 @dataclass(frozen=True)
 class FrontalScene:
-    """A rendered frontal density ``[H, W]`` with the grids and soft region masks that made it."""
+    """A rendered frontal density ``[size, size]`` and the soft regions that made it.
+
+    The regions are kept at render resolution and upsampled on request, as only lesion drawing
+    and tests need them.
+    """
 
     density: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-    lungs: dict[str, np.ndarray]  # soft lung masks in [0, 1] by patient side
-    body: np.ndarray  # soft body mask in [0, 1]
-    heart: np.ndarray  # heart profile in [0, 1]
+    pose: Pose
+    regions: dict[str, np.ndarray]  # "right"/"left" lung, "body", "heart" in [0, 1]; "air"
+
+    @property
+    def size(self) -> int:
+        """Image size in pixels."""
+        return self.density.shape[0]
+
+    def region(self, name: str) -> np.ndarray:
+        """A region ``[size, size]``: soft mask in [0, 1] of the "right" or "left" lung, the
+        "body" or the "heart", or the "air" density the lungs remove (>= 0)."""
+        return np.clip(upsample(self.regions[name], self.size), 0.0, 1.0)
+
+    def grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """Body coordinates (u, v) of the image's pixels, each ``[size, size]``."""
+        return body_grid(self.size, self.pose)
 
 
 def sample_frontal_anatomy(rng: np.random.Generator) -> FrontalAnatomy:
@@ -109,11 +127,11 @@ def sample_frontal_anatomy(rng: np.random.Generator) -> FrontalAnatomy:
         for side in SIDES
     }
     heart = Heart(
-        center_u=float(rng.uniform(0.07, 0.13)),
-        center_v=float(dome + rng.uniform(-0.2, -0.14)),
-        radius_u=float(rng.uniform(0.27, 0.31)),
-        radius_v=float(rng.uniform(0.21, 0.25)),
-        angle=float(rng.uniform(0.25, 0.45)),
+        center_u=float(rng.uniform(0.11, 0.16)),
+        center_v=float(dome + rng.uniform(-0.3, -0.25)),
+        radius_u=float(rng.uniform(0.32, 0.36)),
+        radius_v=float(rng.uniform(0.22, 0.25)),
+        angle=float(rng.uniform(0.35, 0.55)),
     )
     return FrontalAnatomy(
         pose=pose,
@@ -144,20 +162,37 @@ def enlarged_heart(heart: Heart, growth: float) -> Heart:
 
 def lung_signed_distance(lung: Lung, p: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Approximate signed distance to the lung border (> 0 inside) in lateral coordinates."""
-    radius = ellipse_radius(p, v, (lung.center_p, lung.center_v), (lung.radius_p, lung.radius_v))
-    inside_ellipse = (1.0 - radius) * np.float32(lung.radius_p)
-    dome_peak = lung.center_p - 0.1 * lung.radius_p
-    dome = lung.dome_level - lung.dome_height * np.exp(-(((p - dome_peak) / 0.22) ** 2))
-    below_dome = dome - v
+    # narrower towards the apex: the half-width shrinks by up to 30 % above the centre
+    taper = 1.0 - 0.3 * np.clip((lung.center_v - v) / np.float32(lung.radius_v), 0.0, 1.0)
+    dp = (p - np.float32(lung.center_p)) / (np.float32(lung.radius_p) * taper)
+    dv = (v - np.float32(lung.center_v)) / np.float32(lung.radius_v)
+    inside_ellipse = (1.0 - np.sqrt(dp * dp + dv * dv)) * np.float32(lung.radius_p)
+    below_dome = dome_height_at(lung, p) - v
     medial = lung.medial + 0.05 * smoothstep((v + 0.2) / 0.7)
     lateral_of_mediastinum = p - medial
     return np.minimum(np.minimum(inside_ellipse, below_dome), lateral_of_mediastinum)
 
 
+def dome_height_at(lung: Lung, p: np.ndarray) -> np.ndarray:
+    """v of the diaphragm dome under the lung at lateral coordinate ``p``."""
+    peak = np.float32(lung.center_p - 0.1 * lung.radius_p)
+    return lung.dome_level - lung.dome_height * np.exp(-(((p - peak) / np.float32(0.22)) ** 2))
+
+
+def costophrenic_angle(lung: Lung) -> tuple[float, float]:
+    """(p, v) where the dome meets the lateral chest wall: the lowest lateral point of the lung."""
+    for v in np.linspace(lung.center_v, lung.center_v + lung.radius_v, 200):
+        lateral = lung_span(lung, float(v))[1]
+        if v >= float(dome_height_at(lung, np.float32(lateral))):
+            return lateral, float(v)
+    return lung_span(lung, lung.center_v + lung.radius_v)[1], lung.center_v + lung.radius_v
+
+
 def lung_span(lung: Lung, v: float) -> tuple[float, float]:
     """Medial and lateral p of the lung at height ``v`` (ignoring the dome)."""
     rel = min(abs(v - lung.center_v) / lung.radius_v, 0.95)
-    lateral = lung.center_p + lung.radius_p * float(np.sqrt(1.0 - rel * rel))
+    taper = 1.0 - 0.3 * min(max((lung.center_v - v) / lung.radius_v, 0.0), 1.0)
+    lateral = lung.center_p + lung.radius_p * taper * float(np.sqrt(1.0 - rel * rel))
     medial = lung.medial + 0.05 * float(smoothstep(np.float32((v + 0.2) / 0.7)))
     return medial, lateral
 
@@ -169,20 +204,36 @@ def render_frontal(anatomy: FrontalAnatomy, size: int, heart: Heart | None = Non
     ``anatomy``, so two calls with the same arguments give identical arrays.
     """
     heart = heart or anatomy.heart
-    u, v = body_grid(size, anatomy.pose)
+    work = render_size(size)
+    u, v = body_grid(work, anatomy.pose)
     texture_rng = np.random.default_rng(anatomy.texture_seed)
+    vessels = np.exp(-3.0 * smooth_field(texture_rng, 56, work) ** 2)
 
-    torso = cylinder_profile(ellipse_radius(u, v, (0.0, 0.28), (0.9, 1.28)))
-    neck = cylinder_profile(np.abs(u) / np.float32(0.19)) * soft_inside(-0.5 - v, 0.2)
-    shoulders = cylinder_profile(ellipse_radius(np.abs(u), v, (0.6, -0.64), (0.46, 0.24)))
-    body = np.maximum(np.maximum(torso, 0.8 * neck), 0.85 * shoulders)
+    def pixels(u: np.ndarray, v: np.ndarray, vessels: np.ndarray) -> tuple[np.ndarray, ...]:
+        return _frontal_pixels(anatomy, heart, u, v, vessels)
+
+    density, right, left, body, heart_profile, air = in_strips(pixels, u, v, vessels)
+    regions = {"right": right, "left": left, "body": body, "heart": heart_profile, "air": air}
+    return FrontalScene(upsample(density, size), anatomy.pose, regions)
+
+
+def _frontal_pixels(
+    anatomy: FrontalAnatomy, heart: Heart, u: np.ndarray, v: np.ndarray, vessels: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Density, right and left lung masks, body mask, heart profile and air at points (u, v)."""
+    torso_radius = (
+        np.abs(u / np.float32(0.94)) ** 3 + np.abs((v - 0.3) / np.float32(1.3)) ** 3
+    ) ** (1.0 / 3.0)
+    torso = cylinder_profile(torso_radius)
+    neck = cylinder_profile(np.abs(u) / np.float32(0.24)) * soft_inside(-0.5 - v, 0.3)
+    shoulders = cylinder_profile(ellipse_radius(np.abs(u), v, (0.5, -0.58), (0.55, 0.3)))
+    body = np.maximum(np.maximum(torso, 0.8 * neck), 0.8 * shoulders)
     density = np.float32(anatomy.tissue) * body
 
     heart_profile = cylinder_profile(ellipse_radius(u, v, *_heart_ellipse(heart)))
-    knob = cylinder_profile(ellipse_radius(u, v, (heart.center_u + 0.02, -0.34), (0.075, 0.07)))
-    occlusion = np.clip(heart_profile + knob, 0.0, 1.0)
+    knob = cylinder_profile(ellipse_radius(u, v, (0.1, -0.33), (0.07, 0.065)))
+    occlusion = np.clip(2.5 * heart_profile + 0.9 * knob, 0.0, 1.0)
 
-    vessels = np.exp(-3.0 * smooth_field(texture_rng, 56, size) ** 2)
     lungs: dict[str, np.ndarray] = {}
     air = np.zeros_like(u)
     for side in SIDES:
@@ -194,24 +245,19 @@ def render_frontal(anatomy: FrontalAnatomy, size: int, heart: Heart | None = Non
         hilum = ellipse_radius(p, v, (lung.medial + 0.08, lung.center_v - 0.02), (0.3, 0.45))
         markings = np.exp(-2.0 * hilum) * (0.35 * vessels + 0.4 * bump_profile(hilum * 2.2))
         air += lungs[side] * (np.float32(anatomy.air) * depth - markings * 0.3)
-    density -= air * (1.0 - 0.85 * occlusion)
-    density += 0.12 * heart_profile
+    air *= 1.0 - occlusion
+    density -= air
+    density += 0.05 * heart_profile
 
     left = anatomy.lungs["left"]
     bubble = ellipse_radius(u, v, (left.center_p, left.dome_level + 0.08), (0.09, 0.05))
     density -= 0.15 * bump_profile(bubble)
     trachea = soft_inside(0.03 - np.abs(u), 0.02) * soft_inside(-0.3 - v, 0.15)
     density -= 0.2 * trachea
-    density += np.float32(anatomy.bone) * _bones(anatomy, u, v)
-
-    return FrontalScene(
-        density=density.astype(np.float32),
-        u=u,
-        v=v,
-        lungs=lungs,
-        body=soft_inside(body - 0.05, 0.05),
-        heart=heart_profile,
-    )
+    visible_lung = (lungs["right"] + lungs["left"]) * (1.0 - occlusion)
+    density += np.float32(anatomy.bone) * _bones(anatomy, u, v, visible_lung)
+    body_mask = soft_inside(body - 0.05, 0.05)
+    return density, lungs["right"], lungs["left"], body_mask, heart_profile, air
 
 
 def _heart_ellipse(heart: Heart) -> tuple[tuple[float, float], tuple[float, float], float]:
@@ -219,10 +265,14 @@ def _heart_ellipse(heart: Heart) -> tuple[tuple[float, float], tuple[float, floa
     return (heart.center_u, heart.center_v), (heart.radius_u, heart.radius_v), heart.angle
 
 
-def _bones(anatomy: FrontalAnatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Relative bone density ``[H, W]``: spine, posterior and anterior ribs, clavicles, shoulders."""
+def _bones(
+    anatomy: FrontalAnatomy, u: np.ndarray, v: np.ndarray, visible_lung: np.ndarray
+) -> np.ndarray:
+    """Relative bone density ``[H, W]``: spine, ribs, clavicles and shoulder girdle."""
     vertebrae = 0.7 + 0.3 * np.cos(np.float32(np.pi / 0.085) * v) ** 2
-    bones = 0.9 * cylinder_profile(np.abs(u) / np.float32(0.065)) * vertebrae
+    bones = 0.5 * cylinder_profile(np.abs(u) / np.float32(0.065)) * vertebrae
+    # ribs read best against lung air; over the abdomen and heart they wash out
+    rib_visibility = 0.3 + 0.7 * visible_lung
     spacing = np.float32(anatomy.rib_spacing)
     for side in SIDES:
         lung = anatomy.lungs[side]
@@ -232,16 +282,17 @@ def _bones(anatomy: FrontalAnatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         )
         cage = soft_inside(1.0 - cage_radius, 0.1) * soft_inside(p - 0.05, 0.04)
         phase = (v - np.float32(anatomy.rib_curvature) * p * p) / spacing - anatomy.rib_offset
-        posterior = band_profile((phase - np.round(phase)) * spacing, 0.028)
+        posterior = band_profile((phase - np.round(phase)) * spacing, 0.024)
         posterior *= soft_inside(phase + 7.5, 1.0) * soft_inside(4.0 - phase, 1.0)
         phase = (v + 0.45 * p) / (spacing * 1.15) - anatomy.rib_offset
         anterior = band_profile((phase - np.round(phase)) * spacing * 1.15, 0.035)
         anterior *= soft_inside(0.8 - p, 0.1) * soft_inside(0.25 - v, 0.3)
-        bones += cage * (0.9 * posterior + 0.35 * anterior)
+        bones += cage * rib_visibility * (0.45 * posterior + 0.15 * anterior)
 
-        clavicle_v = anatomy.clavicle_level - 0.12 * p + 0.16 * p * p
-        clavicle = band_profile(v - clavicle_v, 0.03) * soft_inside(np.minimum(p, 0.62 - p), 0.06)
-        humerus = cylinder_profile(ellipse_radius(p, v, (0.92, -0.62), (0.11, 0.12)))
-        scapula = bump_profile(ellipse_radius(p, v, (0.74, -0.36), (0.16, 0.3)))
-        bones += 1.1 * clavicle + 1.2 * humerus + 0.25 * scapula
+        clavicle_v = anatomy.clavicle_level - 0.3 * p + 0.2 * p * p
+        clavicle_ends = soft_inside(np.minimum(p - 0.05, 0.66 - p), 0.06)
+        clavicle = band_profile(v - clavicle_v, 0.032) * clavicle_ends
+        humerus = cylinder_profile(ellipse_radius(p, v, (1.04, -0.6), (0.1, 0.12)))
+        scapula = bump_profile(ellipse_radius(p, v, (0.76, -0.38), (0.15, 0.3)))
+        bones += 0.9 * clavicle + 0.8 * humerus + 0.25 * scapula
     return bones

@@ -1,0 +1,245 @@
+"""Build encoders, tokenizers and whole CLIP models from names, paths, presets or saved configs.
+
+This is the only place in ``chestclip.models`` that reads files (through transformers'
+``from_pretrained``): the modules it returns take plain tensors and arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from torch import nn
+from transformers import (
+    CONFIG_MAPPING,
+    MODEL_MAPPING,
+    AutoConfig,
+    AutoModel,
+    ImageProcessingMixin,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.image_utils import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    IMAGENET_STANDARD_MEAN,
+    IMAGENET_STANDARD_STD,
+)
+
+from chestclip.models.clip import ChestCLIP, ChestCLIPConfig
+from chestclip.models.encoders import ImageEncoder, TextEncoder, has_cls_token
+from chestclip.models.presets import IMAGE_PRESETS, TEXT_PRESETS
+from chestclip.models.tokenization import load_tokenizer, train_wordpiece_tokenizer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_SIZE = 224
+
+
+def _model_class(config: PretrainedConfig) -> type[PreTrainedModel]:
+    try:
+        return MODEL_MAPPING[type(config)]
+    except KeyError:
+        raise ValueError(
+            f"transformers has no AutoModel for model_type {config.model_type!r}"
+        ) from None
+
+
+def _attention_kwargs(config: PretrainedConfig, attn_implementation: str) -> dict[str, Any]:
+    # Convolutional backbones have no attention at all and transformers refuses "sdpa" for them;
+    # "eager" is the one implementation every model accepts.
+    if attn_implementation == "sdpa" and not _model_class(config)._supports_sdpa:
+        attn_implementation = "eager"
+    return {"attn_implementation": attn_implementation}
+
+
+def _drop_unused_pooler(backbone: PreTrainedModel) -> PreTrainedModel:
+    """Remove a pooler whose output the encoders never use (they take the CLS token).
+
+    Its parameters would get no gradient, which DistributedDataParallel rejects by default.
+    """
+    pooler = getattr(backbone, "pooler", None)
+    if isinstance(pooler, nn.Module) and any(True for _ in pooler.parameters()):
+        backbone.pooler = None
+    return backbone
+
+
+def _config_from_dict(values: dict[str, Any]) -> PretrainedConfig:
+    """A transformers config from its ``to_dict()``: no hub, no files."""
+    model_type = values.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(f"saved encoder config has unknown model_type {model_type!r}")
+    return CONFIG_MAPPING[model_type].from_dict(values)
+
+
+def _per_channel(value: float | Sequence[float], channels: int) -> list[float]:
+    return [float(value)] * channels if isinstance(value, int | float) else list(value)
+
+
+def read_image_normalisation(
+    name_or_path: str | os.PathLike, backbone: PreTrainedModel
+) -> tuple[list[float], list[float]]:
+    """``(mean, std)`` from the checkpoint's ``preprocessor_config.json``, else a default by kind.
+
+    The default is transformers' ViT convention (0.5, 0.5) for CLS-token models and the ImageNet
+    statistics otherwise; it is logged, because wrong statistics silently degrade pretrained
+    features.
+    """
+    channels = int(backbone.config.num_channels)
+    try:
+        processor, _ = ImageProcessingMixin.get_image_processor_dict(str(name_or_path))
+    except OSError:
+        processor = {}
+    if processor.get("image_mean") is not None and processor.get("image_std") is not None:
+        return (
+            _per_channel(processor["image_mean"], channels),
+            _per_channel(processor["image_std"], channels),
+        )
+    if has_cls_token(backbone):
+        mean, std = IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD
+    else:
+        mean, std = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    logger.warning(
+        "%s has no image mean/std in a preprocessor config; using mean=%s std=%s",
+        name_or_path,
+        list(mean),
+        list(std),
+    )
+    return list(mean), list(std)
+
+
+def _native_image_size(config: PretrainedConfig) -> int:
+    size = getattr(config, "image_size", None)
+    return size if isinstance(size, int) else DEFAULT_IMAGE_SIZE
+
+
+def build_image_encoder(
+    name_or_path: str | os.PathLike,
+    attn_implementation: str = "sdpa",
+    image_size: int | None = None,
+) -> ImageEncoder:
+    """An image encoder from a preset name (random weights), a Hugging Face name or a directory.
+
+    Pretrained checkpoints keep their weights and mean/std; ``image_size`` defaults to the
+    checkpoint's (224 for presets), and a different size interpolates ViT position embeddings.
+    """
+    name = str(name_or_path)
+    if name in IMAGE_PRESETS:
+        preset = IMAGE_PRESETS[name]
+        size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
+        backbone = _random_backbone(preset.make_config(size), attn_implementation)
+        mean, std = list(preset.mean), list(preset.std)
+    else:
+        backbone = _pretrained_backbone(name, attn_implementation)
+        mean, std = read_image_normalisation(name, backbone)
+        size = _native_image_size(backbone.config) if image_size is None else image_size
+    return _image_encoder(backbone, mean, std, size)
+
+
+def build_text_encoder(
+    name_or_path: str | os.PathLike,
+    attn_implementation: str = "sdpa",
+    vocab_size: int | None = None,
+) -> TextEncoder:
+    """A text encoder from a preset name (random weights), a Hugging Face name or a directory.
+
+    Presets need ``vocab_size`` (``len(tokenizer)`` of the tokenizer trained for them); for a
+    pretrained model it is only checked against the model's embedding table.
+    """
+    name = str(name_or_path)
+    if name in TEXT_PRESETS:
+        if vocab_size is None:
+            raise ValueError(f"text preset {name!r} needs vocab_size (len of its tokenizer)")
+        backbone = _random_backbone(TEXT_PRESETS[name].make_config(vocab_size), attn_implementation)
+    else:
+        backbone = _pretrained_backbone(name, attn_implementation)
+        model_vocab = backbone.config.vocab_size
+        if vocab_size is not None and vocab_size > model_vocab:
+            raise ValueError(
+                f"tokenizer has {vocab_size} tokens but {name} embeds only {model_vocab}"
+            )
+    return _text_encoder(backbone)
+
+
+def build_tokenizer(
+    text_encoder: str | os.PathLike,
+    texts: Iterable[str] | None = None,
+    vocab_size: int = 2000,
+) -> PreTrainedTokenizerBase:
+    """A text encoder's tokenizer: its own when pretrained, else WordPiece trained on ``texts``."""
+    name = str(text_encoder)
+    if name not in TEXT_PRESETS:
+        return load_tokenizer(name)
+    if texts is None:
+        raise ValueError(f"text preset {name!r} has no tokenizer: pass texts to train one")
+    return train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
+
+
+def build_clip(config: ChestCLIPConfig, vocab_size: int | None = None) -> ChestCLIP:
+    """A ChestCLIP whose ``.config`` records the encoders' transformers configs and mean/std.
+
+    When ``config`` already holds those (a saved model's config), the encoders are rebuilt from
+    them with random weights, offline, ready for ``load_state_dict``; otherwise they come from
+    ``build_image_encoder``/``build_text_encoder``. ``vocab_size`` sizes a text preset.
+    """
+    attn = config.attn_implementation
+    if config.image_encoder_config is None:
+        image_encoder = build_image_encoder(config.image_encoder, attn, config.image_size)
+    else:
+        if config.image_mean is None or config.image_std is None:
+            raise ValueError("a config with image_encoder_config also needs image_mean/image_std")
+        backbone = _random_backbone(_config_from_dict(config.image_encoder_config), attn)
+        image_encoder = _image_encoder(
+            backbone, config.image_mean, config.image_std, config.image_size
+        )
+    if config.text_encoder_config is None:
+        text_encoder = build_text_encoder(config.text_encoder, attn, vocab_size)
+    else:
+        text_encoder = _text_encoder(
+            _random_backbone(_config_from_dict(config.text_encoder_config), attn)
+        )
+
+    max_positions = getattr(text_encoder.backbone.config, "max_position_embeddings", None)
+    if max_positions is not None and config.max_text_length > max_positions:
+        raise ValueError(
+            f"max_text_length {config.max_text_length} exceeds the text encoder's "
+            f"{max_positions} positions"
+        )
+    resolved = dataclasses.replace(
+        config,
+        image_size=image_encoder.image_size,
+        image_encoder_config=image_encoder.backbone.config.to_dict(),
+        text_encoder_config=text_encoder.backbone.config.to_dict(),
+        image_mean=list(image_encoder.image_mean),
+        image_std=list(image_encoder.image_std),
+    )
+    return ChestCLIP(resolved, image_encoder, text_encoder)
+
+
+def _pretrained_backbone(name: str, attn_implementation: str) -> PreTrainedModel:
+    """Weights from a Hugging Face name or a local directory."""
+    config = AutoConfig.from_pretrained(name)
+    return AutoModel.from_pretrained(
+        name, config=config, **_attention_kwargs(config, attn_implementation)
+    )
+
+
+def _random_backbone(config: PretrainedConfig, attn_implementation: str) -> PreTrainedModel:
+    """Random weights (from the caller's torch seed): presets, or a saved model before loading."""
+    return AutoModel.from_config(config, **_attention_kwargs(config, attn_implementation))
+
+
+def _image_encoder(
+    backbone: PreTrainedModel, mean: Sequence[float], std: Sequence[float], image_size: int
+) -> ImageEncoder:
+    if has_cls_token(backbone):
+        _drop_unused_pooler(backbone)
+    return ImageEncoder(backbone, mean, std, image_size)
+
+
+def _text_encoder(backbone: PreTrainedModel) -> TextEncoder:
+    return TextEncoder(_drop_unused_pooler(backbone))

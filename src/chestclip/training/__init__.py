@@ -1,0 +1,1 @@
+"""Training: Lightning modules and the pipeline stages that train (pretrain, ...)."""

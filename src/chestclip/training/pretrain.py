@@ -1,0 +1,198 @@
+"""``chestclip pretrain``: contrastive CLIP training on a prepared dataset.
+
+Writes into RUN: ``config.yaml`` (resolved), ``env.json``, ``tokenizer/`` (trained for presets),
+``checkpoints/`` (best, last, history; ``--resume`` continues from ``last.ckpt``), ``clip/`` (the
+best model, safetensors, with ``metrics.csv``), ``logs/`` (Lightning's CSV log) and
+``plots/clip_loss.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from chestclip.config import RunConfig, save_run_config
+from chestclip.data import PreparedData
+from chestclip.errors import ChestClipError
+from chestclip.evaluation.plots import plot_clip_history
+from chestclip.models import (
+    ChestCLIPConfig,
+    ClipLoss,
+    build_clip,
+    build_tokenizer,
+    load_tokenizer,
+    save_clip,
+)
+from chestclip.training.augment import XrayAugment
+from chestclip.training.clip_module import ClipModule
+from chestclip.training.datamodule import PairDataModule
+from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json
+from chestclip.utils.provenance import environment
+
+CHECKPOINTS, CLIP_DIR, PLOTS = "checkpoints", "clip", "plots"
+HISTORY_COLUMNS = {
+    "train/loss_epoch": "train_loss",
+    "val/loss": "val_loss",
+    "val/recall@1": "val_recall@1",
+    "val/recall@5": "val_recall@5",
+    "val/chance@5": "val_chance@5",
+    "train/logit_scale": "logit_scale",
+}
+# PretrainConfig fields that ClipModule takes as keyword arguments
+OPTIMISATION = {
+    "optimizer", "lr", "weight_decay", "scheduler", "plateau_factor", "plateau_patience",
+    "step_size", "step_gamma", "warmup_epochs", "epochs",
+}  # fmt: skip
+
+
+class EpochHistory(L.Callback):
+    """One row per epoch, kept inside checkpoints (a resumed run continues it), written to CSV."""
+
+    def __init__(self, path: Path):
+        self.path, self.rows = path, []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        row: dict[str, Any] = {"epoch": trainer.current_epoch}
+        row.update(
+            {name: float(metrics[key]) for key, name in HISTORY_COLUMNS.items() if key in metrics}
+        )
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        if trainer.is_global_zero:
+            with atomic_path(self.path) as tmp:
+                self.frame().to_csv(tmp, index=False)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict["rows"])
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    run: Path
+    clip_dir: Path
+    history: pd.DataFrame
+    best_checkpoint: Path
+
+
+def clip_config(config: RunConfig, image_size: int) -> ChestCLIPConfig:
+    fields = config.model.model_dump(exclude={"tokenizer_vocab_size"})
+    return ChestCLIPConfig(**fields, image_size=image_size)
+
+
+def prepare_tokenizer(config: RunConfig, data: PreparedData, directory: Path, resume: bool):
+    """The text encoder's tokenizer; for presets a WordPiece trained on the TRAINING texts only,
+    saved with the checkpoints so a resumed run uses the same vocabulary."""
+    if resume and directory.is_dir():
+        return load_tokenizer(directory)
+    train_texts = data.studies.loc[data.studies["split"] == "train", "text"].tolist()
+    tokenizer = build_tokenizer(
+        config.model.text_encoder, train_texts, config.model.tokenizer_vocab_size
+    )
+    with atomic_directory(directory) as tmp:
+        tokenizer.save_pretrained(tmp)
+    return tokenizer
+
+
+def pretrain(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    config: RunConfig,
+    resume: bool = False,
+    callbacks: Sequence[L.Callback] = (),
+) -> PretrainResult:
+    """Train a ChestCLIP on the train split; the epoch with the best validation loss → RUN/clip."""
+    run = Path(run_dir)
+    checkpoints = run / CHECKPOINTS
+    last = checkpoints / "last.ckpt"
+    if last.exists() and not resume:
+        raise ChestClipError(
+            f"{run}: holds checkpoints of an earlier run; pass --resume to continue it"
+        )
+    data = PreparedData(data_dir)
+    if not data.has_images:
+        raise ChestClipError(f"{data.root}: prepared with --no-images; pretraining needs images")
+    settings = config.pretrain
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    tokenizer = prepare_tokenizer(config, data, run / "tokenizer", resume)
+    model = build_clip(clip_config(config, int(data.array.shape[1])), vocab_size=len(tokenizer))
+    module = ClipModule(model, ClipLoss(), **settings.model_dump(include=OPTIMISATION))
+    augment = settings.augment
+    transform = (
+        XrayAugment(
+            augment.degrees, augment.scale, augment.shift, augment.brightness, augment.contrast
+        )
+        if augment.enabled
+        else None
+    )
+    datamodule = PairDataModule(
+        data,
+        tokenizer,
+        batch_size=settings.batch_size,
+        max_text_length=config.model.max_text_length,
+        num_workers=settings.num_workers,
+        views=settings.views,
+        train_transform=transform,
+    )
+    best = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best",
+        monitor="val/loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    history = EpochHistory(checkpoints / "history.csv")
+    callbacks = [best, history, *callbacks]
+    if settings.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping("val/loss", patience=settings.early_stopping_patience, mode="min")
+        )
+    trainer = L.Trainer(
+        max_epochs=settings.epochs,
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        strategy=settings.strategy,
+        num_nodes=settings.num_nodes,
+        precision=settings.precision,
+        accumulate_grad_batches=settings.accumulate_grad_batches,
+        limit_train_batches=settings.limit_train_batches,
+        log_every_n_steps=settings.log_every_n_steps,
+        callbacks=callbacks,
+        logger=CSVLogger(run, name="logs"),
+        default_root_dir=run,
+        enable_model_summary=False,
+    )
+    if trainer.is_global_zero:
+        save_run_config(config, run / "config.yaml")
+        atomic_write_json(
+            run / "env.json", environment(config.seed) | {"resumed": resume and last.exists()}
+        )
+    trainer.fit(
+        module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None
+    )
+
+    best_path = Path(best.best_model_path or last)
+    if trainer.is_global_zero:
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        save_clip(module.model, tokenizer, run / CLIP_DIR)
+        frame = history.frame()
+        with atomic_path(run / CLIP_DIR / "metrics.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        plot_clip_history(frame, run / PLOTS / "clip_loss.png")
+    return PretrainResult(run, run / CLIP_DIR, history.frame(), best_path)
