@@ -16,7 +16,7 @@ class Exposure:
     window_low: float  # brightness mapped to black
     window_high: float  # brightness mapped to white
     gamma: float
-    blur: float  # detector blur, in pixels of a 512 px image
+    blur: float  # detector blur in pixels at 512 px; it grows as sqrt(size / 512)
     noise: float  # standard deviation of the additive noise, in [0, 1] grey units
 
 
@@ -43,7 +43,9 @@ def expose(density: np.ndarray, exposure: Exposure, noise_rng: np.random.Generat
     span = np.float32(exposure.window_high - exposure.window_low)
     brightness = np.clip((brightness - np.float32(exposure.window_low)) / span, 0.0, 1.0)
     brightness = brightness ** np.float32(exposure.gamma)
-    brightness = ndimage.gaussian_filter(brightness, sigma=exposure.blur * size / 512.0)
+    # the blur widens with the image, but less than the anatomy: large images are sharper
+    sigma = exposure.blur * (size / 512.0) ** 0.5
+    brightness = ndimage.gaussian_filter(brightness, sigma=sigma)
     noise = noise_rng.standard_normal(density.shape, dtype=np.float32)
     brightness = brightness + np.float32(exposure.noise) * noise
     return np.clip(np.rint(brightness * 255.0), 0, 255).astype(np.uint8)

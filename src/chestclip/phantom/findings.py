@@ -31,13 +31,15 @@ KIND_WEIGHTS = {"cardiomegaly": 0.25, "effusion": 0.2, "opacity": 0.35, "nodule"
 # lobes as they project on a frontal film; the left lung has no middle lobe
 LUNG_ZONES = {"right": ("upper", "middle", "lower"), "left": ("upper", "lower")}
 ZONE_THIRD = {"upper": 0, "middle": 1, "lower": 2}
-NODULE_SIZES_CM = (1.0, 1.0, 1.2, 1.5, 1.5, 2.0, 2.5)
+NODULE_SIZES_CM = (1.0, 1.2, 1.5, 1.5, 2.0, 2.0, 2.5, 3.0)
 CM = 0.055  # body units per centimetre (the thorax is about 1.6 units = 29 cm wide)
 MASK_LEVEL = 0.2  # a pixel belongs to a lesion where its shape profile reaches this level
 
-# Fraction of the local lung air a lesion's core replaces at visibility 1 (1 = as dense as soft
-# tissue). With the sizes below, a logistic regression on 32x32 frontal images reaches ROC-AUC ~0.8.
-STRENGTH = {"opacity": 0.9, "effusion": 1.0, "nodule": 1.0}
+# Density a lesion's core adds at visibility 1, as a fraction of the lung's air (1: about as dense
+# as soft tissue). Calibration with these strengths and the sizes below: logistic regression on
+# 32x32 frontal images of 400 studies (512 px, 5-fold) reaches ROC-AUC 0.77-0.80 at visibility 1,
+# 0.65 at 0.5, 0.86 at 2 and 0.49 at 0; cardiomegaly is the easiest finding, nodules the hardest.
+STRENGTH = {"opacity": 1.0, "effusion": 1.0, "nodule": 1.0}
 HEART_GROWTH = {"mild": 0.16, "moderate": 0.26}
 
 
@@ -109,14 +111,14 @@ def draw_frontal(
     if visibility > 0 and findings:
         u, v = scene.grid()
         body = scene.region("body") > 0.5
-        air = scene.region("air")
         for finding in findings:
             if finding.kind == "cardiomegaly":  # already drawn as the enlarged heart
                 mask = scene.region("heart") >= MASK_LEVEL
             else:
                 lung = scene.region(finding.side)
                 profile = _lesion_profile(u, v, lung, anatomy, finding, visibility)
-                density = density + np.float32(STRENGTH[finding.kind] * visibility) * profile * air
+                strength = STRENGTH[finding.kind] * anatomy.air * visibility
+                density = density + np.float32(strength) * profile
                 mask = profile >= MASK_LEVEL
             mask &= body
             if mask.any():
@@ -185,21 +187,22 @@ def _opacity_shape(
 ) -> Shape:
     """Patchy consolidation: a few overlapping blobs inside an ellipse."""
     center = _zone_point(anatomy, finding, rng)
-    radii = (rng.uniform(0.12, 0.19) * extent, rng.uniform(0.1, 0.15) * extent)
+    radii = (rng.uniform(0.14, 0.22) * extent, rng.uniform(0.12, 0.18) * extent)
     angle = rng.uniform(-0.6, 0.6)
     blobs = []
-    for _ in range(5):
-        offset = rng.uniform(-0.5, 0.5, size=2)
+    for _ in range(8):
+        offset = rng.uniform(-0.6, 0.6, size=2)
         blob_center = (center[0] + offset[0] * radii[0], center[1] + offset[1] * radii[1])
-        blob_radii = (radii[0] * rng.uniform(0.45, 0.7), radii[1] * rng.uniform(0.45, 0.7))
-        blobs.append((rng.uniform(0.6, 1.0), blob_center, blob_radii))
+        blob_radii = (radii[0] * rng.uniform(0.3, 0.5), radii[1] * rng.uniform(0.3, 0.5))
+        blobs.append((rng.uniform(0.5, 1.0), blob_center, blob_radii))
 
     def shape(p: np.ndarray, v: np.ndarray) -> np.ndarray:
-        envelope = smoothstep((1.0 - ellipse_radius(p, v, center, radii, angle)) / 0.4)
+        # ill-defined margins, and a haze joining denser patches
+        envelope = smoothstep((1.0 - ellipse_radius(p, v, center, radii, angle)) / 0.6)
         patches = np.zeros_like(p)
         for weight, blob_center, blob_radii in blobs:
             patches += weight * bump_profile(ellipse_radius(p, v, blob_center, blob_radii), 1.0)
-        return envelope * (0.3 + 0.7 * (1.0 - np.exp(-1.5 * patches)))
+        return envelope * (0.35 + 0.65 * (1.0 - np.exp(-2.0 * patches)))
 
     return shape
 

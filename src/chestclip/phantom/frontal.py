@@ -52,8 +52,8 @@ class Lung:
     center_v: float
     radius_p: float
     radius_v: float
-    dome_level: float  # v of the costophrenic angle
-    dome_height: float  # how far the dome rises above that level
+    dome_level: float  # v the diaphragm falls to at its edges, near the costophrenic angle
+    dome_height: float  # how far the dome's top rises above that level
     medial: float  # p of the mediastinal border
 
 
@@ -85,7 +85,7 @@ class FrontalScene:
 
     density: np.ndarray
     pose: Pose
-    regions: dict[str, np.ndarray]  # "right"/"left" lung, "body", "heart" in [0, 1]; "air"
+    regions: dict[str, np.ndarray]  # "right"/"left" lung, "body", "heart", values in [0, 1]
 
     @property
     def size(self) -> int:
@@ -93,8 +93,7 @@ class FrontalScene:
         return self.density.shape[0]
 
     def region(self, name: str) -> np.ndarray:
-        """A region ``[size, size]``: soft mask in [0, 1] of the "right" or "left" lung, the
-        "body" or the "heart", or the "air" density the lungs remove (>= 0)."""
+        """Soft mask ``[size, size]`` in [0, 1]: "right" or "left" lung, "body" or "heart"."""
         return np.clip(upsample(self.regions[name], self.size), 0.0, 1.0)
 
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
@@ -167,13 +166,13 @@ def lung_signed_distance(lung: Lung, p: np.ndarray, v: np.ndarray) -> np.ndarray
     dp = (p - np.float32(lung.center_p)) / (np.float32(lung.radius_p) * taper)
     dv = (v - np.float32(lung.center_v)) / np.float32(lung.radius_v)
     inside_ellipse = (1.0 - np.sqrt(dp * dp + dv * dv)) * np.float32(lung.radius_p)
-    below_dome = dome_height_at(lung, p) - v
+    below_dome = dome_line(lung, p) - v
     medial = lung.medial + 0.05 * smoothstep((v + 0.2) / 0.7)
     lateral_of_mediastinum = p - medial
     return np.minimum(np.minimum(inside_ellipse, below_dome), lateral_of_mediastinum)
 
 
-def dome_height_at(lung: Lung, p: np.ndarray) -> np.ndarray:
+def dome_line(lung: Lung, p: np.ndarray) -> np.ndarray:
     """v of the diaphragm dome under the lung at lateral coordinate ``p``."""
     peak = np.float32(lung.center_p - 0.1 * lung.radius_p)
     return lung.dome_level - lung.dome_height * np.exp(-(((p - peak) / np.float32(0.22)) ** 2))
@@ -183,7 +182,7 @@ def costophrenic_angle(lung: Lung) -> tuple[float, float]:
     """(p, v) where the dome meets the lateral chest wall: the lowest lateral point of the lung."""
     for v in np.linspace(lung.center_v, lung.center_v + lung.radius_v, 200):
         lateral = lung_span(lung, float(v))[1]
-        if v >= float(dome_height_at(lung, np.float32(lateral))):
+        if v >= float(dome_line(lung, np.float32(lateral))):
             return lateral, float(v)
     return lung_span(lung, lung.center_v + lung.radius_v)[1], lung.center_v + lung.radius_v
 
@@ -212,15 +211,15 @@ def render_frontal(anatomy: FrontalAnatomy, size: int, heart: Heart | None = Non
     def pixels(u: np.ndarray, v: np.ndarray, vessels: np.ndarray) -> tuple[np.ndarray, ...]:
         return _frontal_pixels(anatomy, heart, u, v, vessels)
 
-    density, right, left, body, heart_profile, air = in_strips(pixels, u, v, vessels)
-    regions = {"right": right, "left": left, "body": body, "heart": heart_profile, "air": air}
+    density, right, left, body, heart_profile = in_strips(pixels, u, v, vessels)
+    regions = {"right": right, "left": left, "body": body, "heart": heart_profile}
     return FrontalScene(upsample(density, size), anatomy.pose, regions)
 
 
 def _frontal_pixels(
     anatomy: FrontalAnatomy, heart: Heart, u: np.ndarray, v: np.ndarray, vessels: np.ndarray
 ) -> tuple[np.ndarray, ...]:
-    """Density, right and left lung masks, body mask, heart profile and air at points (u, v)."""
+    """Density, right and left lung masks, body mask and heart profile at points (u, v)."""
     torso_radius = (
         np.abs(u / np.float32(0.94)) ** 3 + np.abs((v - 0.3) / np.float32(1.3)) ** 3
     ) ** (1.0 / 3.0)
@@ -245,8 +244,7 @@ def _frontal_pixels(
         hilum = ellipse_radius(p, v, (lung.medial + 0.08, lung.center_v - 0.02), (0.3, 0.45))
         markings = np.exp(-2.0 * hilum) * (0.35 * vessels + 0.4 * bump_profile(hilum * 2.2))
         air += lungs[side] * (np.float32(anatomy.air) * depth - markings * 0.3)
-    air *= 1.0 - occlusion
-    density -= air
+    density -= air * (1.0 - occlusion)
     density += 0.05 * heart_profile
 
     left = anatomy.lungs["left"]
@@ -257,7 +255,7 @@ def _frontal_pixels(
     visible_lung = (lungs["right"] + lungs["left"]) * (1.0 - occlusion)
     density += np.float32(anatomy.bone) * _bones(anatomy, u, v, visible_lung)
     body_mask = soft_inside(body - 0.05, 0.05)
-    return density, lungs["right"], lungs["left"], body_mask, heart_profile, air
+    return density, lungs["right"], lungs["left"], body_mask, heart_profile
 
 
 def _heart_ellipse(heart: Heart) -> tuple[tuple[float, float], tuple[float, float], float]:
@@ -282,12 +280,17 @@ def _bones(
         )
         cage = soft_inside(1.0 - cage_radius, 0.1) * soft_inside(p - 0.05, 0.04)
         phase = (v - np.float32(anatomy.rib_curvature) * p * p) / spacing - anatomy.rib_offset
-        posterior = band_profile((phase - np.round(phase)) * spacing, 0.024)
+        rib = np.round(phase)
+        across = (phase - rib) * spacing
+        half_width = 0.018 + 0.014 * p  # ribs widen laterally
+        # a rib's cortex is denser than its marrow; ribs differ a little from one another
+        posterior = band_profile(across, half_width) * (0.75 + 0.25 * (across / half_width) ** 2)
+        posterior *= 0.85 + 0.15 * np.cos(2.3 * rib + anatomy.rib_offset * 6.0)
         posterior *= soft_inside(phase + 7.5, 1.0) * soft_inside(4.0 - phase, 1.0)
         phase = (v + 0.45 * p) / (spacing * 1.15) - anatomy.rib_offset
         anterior = band_profile((phase - np.round(phase)) * spacing * 1.15, 0.035)
         anterior *= soft_inside(0.8 - p, 0.1) * soft_inside(0.25 - v, 0.3)
-        bones += cage * rib_visibility * (0.45 * posterior + 0.15 * anterior)
+        bones += cage * rib_visibility * (0.4 * posterior + 0.12 * anterior)
 
         clavicle_v = anatomy.clavicle_level - 0.3 * p + 0.2 * p * p
         clavicle_ends = soft_inside(np.minimum(p - 0.05, 0.66 - p), 0.06)

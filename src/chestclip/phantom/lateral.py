@@ -104,10 +104,12 @@ def _lateral_pixels(
 
     heart_center = (-0.22, anatomy.dome_level - 0.22)
     heart_radii = (anatomy.heart_size + 0.04, anatomy.heart_size)
-    heart = cylinder_profile(ellipse_radius(u, v, heart_center, heart_radii, 0.6))
-    arch_radius = ellipse_radius(u, v, (0.1, -0.15), (0.2, 0.2))
-    arch = band_profile(arch_radius - 1.0, 0.3) * soft_inside(-0.15 - v, 0.1)
-    occlusion = np.clip(1.5 * heart, 0.0, 0.65) + 0.25 * arch
+    heart = smoothstep((1.0 - ellipse_radius(u, v, heart_center, heart_radii, 0.6)) / 0.25)
+    # aortic arch over the hilum, continuing as the descending aorta in front of the spine
+    arch_radius = ellipse_radius(u, v, (0.12, -0.2), (0.17, 0.15))
+    arch = band_profile(arch_radius - 1.0, 0.35) * soft_inside(-0.22 - v, 0.1)
+    descending = band_profile(u - (anatomy.depth - 0.42), 0.06) * soft_inside(v + 0.2, 0.1)
+    occlusion = 0.6 * heart + 0.2 * np.maximum(arch, descending)
     hilum = ellipse_radius(u, v, (0.06, -0.05), (0.25, 0.3))
     markings = np.exp(-2.0 * hilum) * (0.3 * vessels + 0.4 * bump_profile(hilum * 2.0))
     air_depth = 0.6 + 0.4 * smoothstep(inside / 0.2)
@@ -121,7 +123,7 @@ def _lateral_pixels(
 
     spine_u = depth - 0.22 + 0.08 * (v - 0.1) ** 2
     disc = np.abs(np.cos(np.float32(np.pi) * v / np.float32(anatomy.vertebra_height)))
-    endplates = 0.55 + 0.45 * smoothstep((1.0 - disc) * 8.0)
+    endplates = 0.7 + 0.3 * smoothstep((1.0 - disc) * 8.0)
     vertebrae = cylinder_profile(np.abs(u - spine_u) / np.float32(0.09)) * endplates
     processes = 0.4 * bump_profile(np.abs(u - spine_u - 0.14) / np.float32(0.05))
     rib_phase = (v - 0.4 * (u - spine_u)) / np.float32(0.13)
@@ -129,6 +131,8 @@ def _lateral_pixels(
     ribs *= soft_inside(u - 0.05, 0.2) * lungs
     sternum = band_profile(u - (-depth + 0.07 + 0.05 * (v + 0.3) ** 2), 0.03)
     sternum *= soft_inside(np.minimum(v + 0.55, 0.3 - v), 0.05)
-    bones = (vertebrae + processes + 0.2 * ribs + 0.7 * sternum) * soft_inside(torso - 0.15, 0.1)
+    bones = (0.8 * vertebrae + processes + 0.2 * ribs + 0.7 * sternum) * soft_inside(
+        torso - 0.15, 0.1
+    )
     density += np.float32(anatomy.bone) * bones
     return density.astype(np.float32)

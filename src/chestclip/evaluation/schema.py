@@ -1,0 +1,249 @@
+"""The layout of ``RUN/eval/metrics.json`` and a dependency-free validator for it.
+
+``METRICS_SCHEMA`` is a JSON Schema (draft 2020-12 style) dict; ``validate_metrics(document)``
+lists what is wrong with a document (empty when valid).
+
+## Fields
+
+Top level (no other keys allowed):
+
+- `schema_version` — integer, always `1`; bumped when this layout changes incompatibly.
+- `created` — string, ISO 8601 UTC time the evaluation ran (e.g. `2025-01-31T12:00:00+00:00`).
+- `chestclip_version` — string, `chestclip.__version__` that wrote the file.
+- `data` — object describing the evaluated data; `splits` is required, other keys are free:
+  - `source` — string or null, the prepared dataset's source path.
+  - `layout` — string, `openi` or `kaggle`.
+  - `studies`, `images` — integers ≥ 0, totals over all splits.
+  - `splits` — object `{split name: {patients, images, normal, diseased}}`, integers ≥ 0,
+    exactly the `splits` block of the prepare stage's `summary.json` (normal/diseased count
+    patients).
+- `heads` — object `{head name: head result}`, one entry per classifier evaluated (e.g.
+  `image`, `text`, `multimodal`, `bag_of_words`). A head result is the output of
+  `chestclip.evaluation.metrics.evaluate_head` plus three provenance keys:
+  - `features` — string, what the head sees (e.g. `image`, `text`, `image+text`, `tfidf`).
+  - `text_fields` — array of report field names the text came from, or null for no text.
+  - `text_leaks_findings` — boolean, true when `text_fields` contains `findings` or
+    `impression`: the label is written in that text, so its scores are not a diagnostic result.
+  - `threshold` — object:
+    - `value` — number, predict diseased when P(diseased) ≥ value.
+    - `method` — `youden` (Youden's J on validation) or `fixed`.
+    - `chosen_on` — `validation` (youden) or `none` (fixed); never test data.
+  - `levels` — object with exactly `image` (one row per test image) and `study` (one row per
+    test study, P(diseased) averaged over its views), each:
+    - `n` — integer, number of test images or studies; `n_positive` — how many are diseased.
+    - `n_patients` — integer, distinct patients (IU X-Ray: one report = one patient = `uid`).
+    - `metrics` — object `{metric: {value, ci_low, ci_high}}` with every name of
+      `chestclip.evaluation.metrics.METRIC_NAMES`: `accuracy`, `balanced_accuracy`, `roc_auc`,
+      `pr_auc` (average precision), `sensitivity`, `specificity`, `accuracy_normal`
+      (= specificity), `accuracy_diseased` (= sensitivity), `precision_normal`, `recall_normal`,
+      `f1_normal`, `precision_diseased`, `recall_diseased`, `f1_diseased`, `ece` (expected
+      calibration error, 10 equal-width bins of P(diseased)), `brier`. Each value lies in
+      [0, 1] or is null where undefined (e.g. AUC on a single class, or `n_boot` = 0 for CIs).
+      `ci_low`/`ci_high` bound the percentile bootstrap interval at level 1 − `alpha`.
+    - `confusion` — `[[tn, fp], [fn, tp]]`, integers ≥ 0 (rows true, columns predicted,
+      0 = normal first).
+    - `bootstrap` — object: `n_boot` (integer ≥ 0 resamples), `seed` (integer), `alpha`
+      (number in (0, 1)), `unit` (string, what was resampled: whole patients),
+      `single_class_resamples` (integer, resamples holding one class only, skipped for AUC-type
+      metrics).
+- `warnings` — array of strings, anything a reader must know before trusting the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+from chestclip.evaluation.baselines import text_leaks_findings
+from chestclip.evaluation.metrics import LEVELS, METRIC_NAMES, THRESHOLD_METHODS
+
+SCHEMA_VERSION = 1
+
+
+def _object(properties: dict, required: list[str] | None = None, extra: Any = False) -> dict:
+    return {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+        "additionalProperties": extra,
+    }
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+_UNIT_INTERVAL = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+_PAIR_OF_COUNTS = {"type": "array", "minItems": 2, "maxItems": 2, "items": _COUNT}
+
+METRIC_ENTRY_SCHEMA = _object(
+    {"value": _UNIT_INTERVAL, "ci_low": _UNIT_INTERVAL, "ci_high": _UNIT_INTERVAL}
+)
+LEVEL_SCHEMA = _object(
+    {
+        "n": _COUNT,
+        "n_positive": _COUNT,
+        "n_patients": _COUNT,
+        "metrics": _object(dict.fromkeys(METRIC_NAMES, METRIC_ENTRY_SCHEMA)),
+        "confusion": {"type": "array", "minItems": 2, "maxItems": 2, "items": _PAIR_OF_COUNTS},
+        "bootstrap": _object(
+            {
+                "n_boot": _COUNT,
+                "seed": {"type": "integer"},
+                "alpha": {"type": "number", "minimum": 0, "maximum": 1},
+                "unit": {"type": "string"},
+                "single_class_resamples": _COUNT,
+            }
+        ),
+    }
+)
+HEAD_RESULT_SCHEMA = _object(
+    {
+        "threshold": _object(
+            {
+                "value": {"type": "number"},
+                "method": {"enum": list(THRESHOLD_METHODS)},
+                "chosen_on": {"enum": ["validation", "none"]},
+            }
+        ),
+        "levels": _object(dict.fromkeys(LEVELS, LEVEL_SCHEMA)),
+    }
+)
+HEAD_SCHEMA = _object(
+    {
+        **HEAD_RESULT_SCHEMA["properties"],
+        "features": {"type": "string"},
+        "text_fields": {"type": ["array", "null"], "items": {"type": "string"}},
+        "text_leaks_findings": {"type": "boolean"},
+    }
+)
+_SPLIT_COUNTS = _object(dict.fromkeys(("patients", "images", "normal", "diseased"), _COUNT))
+DATA_SCHEMA = _object(
+    {
+        "source": {"type": ["string", "null"]},
+        "layout": {"type": "string"},
+        "studies": _COUNT,
+        "images": _COUNT,
+        "splits": {"type": "object", "additionalProperties": _SPLIT_COUNTS},
+    },
+    required=["splits"],
+    extra=True,
+)
+METRICS_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://chestclip/schemas/eval-metrics-v1.json",
+    "title": "chestclip evaluation metrics (RUN/eval/metrics.json)",
+    **_object(
+        {
+            "schema_version": {"type": "integer", "enum": [SCHEMA_VERSION]},
+            "created": {"type": "string"},
+            "chestclip_version": {"type": "string"},
+            "data": DATA_SCHEMA,
+            "heads": {"type": "object", "additionalProperties": HEAD_SCHEMA},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        }
+    ),
+}
+
+# Hand-written rather than the `jsonschema` package: only this subset is needed, and it is not
+# a dependency of chestclip.
+_ANNOTATIONS = {"$schema", "$id", "title", "description"}
+_KEYWORDS = {
+    "type",
+    "enum",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "null":
+        return value is None
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "string":
+        return isinstance(value, str)
+    if name == "array":
+        return isinstance(value, (list, tuple))
+    if name == "object":
+        return isinstance(value, dict)
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return False
+    if name == "integer":
+        return isinstance(value, Integral) or float(value).is_integer()
+    if name == "number":
+        return True
+    raise ValueError(f"unsupported schema type {name!r}")
+
+
+def _walk(schema: dict, value: Any, path: str, problems: list[str]) -> None:
+    unknown = set(schema) - _KEYWORDS - _ANNOTATIONS
+    if unknown:
+        raise ValueError(f"schema keyword(s) {sorted(unknown)} not supported by validate_metrics")
+    where = path or "(document)"
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{where}: {value} is not valid JSON (use null for undefined)")
+        return
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(_is_type(value, t) for t in types):
+            problems.append(f"{where}: expected {' or '.join(types)}, got {type(value).__name__}")
+            return
+    if "enum" in schema and not any(
+        value == option and isinstance(value, bool) == isinstance(option, bool)
+        for option in schema["enum"]
+    ):
+        problems.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if _is_type(value, "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            problems.append(f"{where}: {value} is below the minimum {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            problems.append(f"{where}: {value} is above the maximum {schema['maximum']}")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                problems.append(f"{where}: missing required key {key!r}")
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if key in properties:
+                _walk(properties[key], item, child, problems)
+            elif extra is False:
+                problems.append(f"{where}: unexpected key {key!r}")
+            elif isinstance(extra, dict):
+                _walk(extra, item, child, problems)
+    if isinstance(value, (list, tuple)):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            problems.append(f"{where}: {len(value)} items, fewer than {schema['minItems']}")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            problems.append(f"{where}: {len(value)} items, more than {schema['maxItems']}")
+        if "items" in schema:
+            for index, item in enumerate(value):
+                _walk(schema["items"], item, f"{where}[{index}]", problems)
+
+
+def validate_metrics(document: Any) -> list[str]:
+    """Every way ``document`` breaks ``METRICS_SCHEMA`` (one line each, with its path); [] if valid.
+
+    Beyond the schema: a head's ``text_leaks_findings`` must agree with its ``text_fields``.
+    """
+    problems: list[str] = []
+    _walk(METRICS_SCHEMA, document, "", problems)
+    heads = document.get("heads") if isinstance(document, dict) else None
+    if not isinstance(heads, dict):
+        return problems
+    for name, head in heads.items():
+        if not isinstance(head, dict):
+            continue  # already reported by the schema walk
+        leaks, fields = head.get("text_leaks_findings"), head.get("text_fields") or []
+        well_typed = isinstance(fields, list) and all(isinstance(f, str) for f in fields)
+        if isinstance(leaks, bool) and well_typed and leaks != text_leaks_findings(fields):
+            problems.append(
+                f"heads.{name}.text_leaks_findings: {leaks} disagrees with text_fields {fields}"
+            )
+    return problems
