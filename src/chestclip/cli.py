@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -139,6 +140,7 @@ def pretrain(
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no tips and banners
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

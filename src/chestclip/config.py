@@ -52,6 +52,13 @@ class PrepareConfig(_Section):
     def _split_numbers(cls, value: Any) -> Any:
         return tuple(float(v) for v in value.split(",")) if isinstance(value, str) else value
 
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(value) < 0 or abs(sum(value) - 1) > 1e-6:
+            raise ValueError(f"train,val,test fractions must be >= 0 and sum to 1, got {value}")
+        return value
+
 
 class ModelConfig(_Section):
     """The CLIP model (``chestclip.models.ChestCLIPConfig`` without what the data decides)."""
@@ -65,6 +72,7 @@ class ModelConfig(_Section):
     max_logit_scale: float = Field(100.0, gt=0)
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     max_text_length: int = Field(128, ge=8)
+    text_pooling: Literal["cls", "mean"] = "cls"  # mean: for randomly initialised text encoders
     tokenizer_vocab_size: int = Field(2000, ge=100)  # used only when a tokenizer is trained
 
 

@@ -98,3 +98,16 @@ def test_presets_follow_the_callers_seed() -> None:
     torch.manual_seed(1)
     second = build_image_encoder("tiny-vit", image_size=IMAGE_SIZE).state_dict()
     assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_text_mean_pooling_ignores_padding() -> None:
+    from chestclip.models.encoders import TextEncoder
+
+    encoder = TextEncoder(build_text_encoder("tiny-bert", vocab_size=100).backbone, pooling="mean")
+    ids = torch.tensor([[2, 11, 12, 3]])
+    padded = torch.tensor([[2, 11, 12, 3, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    encoder.eval()
+    torch.testing.assert_close(encoder(ids, torch.ones_like(ids)), encoder(padded, mask))
+    with pytest.raises(ValueError, match="text pooling"):
+        TextEncoder(encoder.backbone, pooling="max")

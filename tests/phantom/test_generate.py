@@ -67,6 +67,7 @@ def test_fills_an_existing_empty_directory(tmp_path: Path) -> None:
         ({"image_size": 16}, "image_size must be at least"),
         ({"visibility": -0.5}, "visibility must be >= 0"),
         ({"visibility": float("nan")}, "visibility must be >= 0"),
+        ({"visibility": float("inf")}, "visibility must be >= 0 and finite"),
         ({"seed": -1}, "seed must be non-negative"),
     ],
 )

@@ -16,15 +16,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained_run(prepared_phantoms, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    config = load_run_config("tiny", ["pretrain.epochs=6"])
+    config = load_run_config("tiny", ["pretrain.epochs=12"])
     return pretrain(prepared_phantoms, run, config)
 
 
 def test_validation_loss_falls_and_recall_beats_chance(trained_run):
     history = trained_run.history
-    assert list(history["epoch"]) == list(range(6))
-    assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0]
-    assert history["val_recall@5"].max() > 1.5 * history["val_chance@5"].iloc[0]
+    assert list(history["epoch"]) == list(range(12))
+    assert history["val_loss"].iloc[-3:].mean() < history["val_loss"].iloc[0]
+    assert history["val_recall@5"].iloc[-3:].mean() > 1.5 * history["val_chance@5"].iloc[0]
 
 
 def test_run_artefacts(trained_run):
@@ -32,7 +32,7 @@ def test_run_artefacts(trained_run):
     for name in ("config.yaml", "env.json", "clip/config.json", "clip/model.safetensors",
                  "clip/metrics.csv", "plots/clip_loss.png", "checkpoints/last.ckpt"):  # fmt: skip
         assert (run / name).is_file(), name
-    assert load_run_config(run / "config.yaml").pretrain.epochs == 6
+    assert load_run_config(run / "config.yaml").pretrain.epochs == 12
     assert pd.read_csv(run / "clip/metrics.csv").equals(
         pd.read_csv(run / "checkpoints/history.csv")
     )

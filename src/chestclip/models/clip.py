@@ -36,6 +36,7 @@ class ChestCLIPConfig:
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     image_size: int = 224
     max_text_length: int = 128
+    text_pooling: Literal["cls", "mean"] = "cls"
     image_encoder_config: dict[str, Any] | None = None
     text_encoder_config: dict[str, Any] | None = None
     image_mean: list[float] | None = None

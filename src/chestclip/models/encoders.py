@@ -128,15 +128,27 @@ class ImageEncoder(nn.Module):
         return hidden[:, 0]  # [B, F]: CLS token after the final layer norm
 
 
-class TextEncoder(nn.Module):
-    """Token ids ``[B, L]`` → the last hidden state's CLS token ``[B, F]`` of a BERT-like model."""
+TEXT_POOLINGS = ("cls", "mean")
 
-    def __init__(self, backbone: PreTrainedModel) -> None:
+
+class TextEncoder(nn.Module):
+    """Token ids ``[B, L]`` → ``[B, F]`` from a BERT-like model's last hidden state: the CLS
+    token (as BERT is pre-trained), or the mean over real tokens. Mean pooling matters for
+    randomly initialised encoders: their CLS outputs start nearly identical for every text, which
+    stalls contrastive training for hundreds of steps."""
+
+    def __init__(self, backbone: PreTrainedModel, pooling: str = "cls") -> None:
         super().__init__()
+        if pooling not in TEXT_POOLINGS:
+            raise ValueError(f"text pooling must be one of {TEXT_POOLINGS}, got {pooling!r}")
         self.backbone = backbone
+        self.pooling = pooling
         self.output_dim = int(backbone.config.hidden_size)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """``input_ids``, ``attention_mask`` [B, L] → features [B, F]."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return hidden[:, 0]  # [B, F]
+        if self.pooling == "cls":
+            return hidden[:, 0]  # [B, F]
+        weights = attention_mask[..., None].to(hidden.dtype)  # [B, L, 1]
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)  # [B, F]

@@ -144,6 +144,7 @@ def build_text_encoder(
     name_or_path: str | os.PathLike,
     attn_implementation: str = "sdpa",
     vocab_size: int | None = None,
+    pooling: str = "cls",
 ) -> TextEncoder:
     """A text encoder from a preset name (random weights), a Hugging Face name or a directory.
 
@@ -162,7 +163,7 @@ def build_text_encoder(
             raise ValueError(
                 f"tokenizer has {vocab_size} tokens but {name} embeds only {model_vocab}"
             )
-    return _text_encoder(backbone)
+    return _text_encoder(backbone, pooling)
 
 
 def build_tokenizer(
@@ -197,10 +198,13 @@ def build_clip(config: ChestCLIPConfig, vocab_size: int | None = None) -> ChestC
             backbone, config.image_mean, config.image_std, config.image_size
         )
     if config.text_encoder_config is None:
-        text_encoder = build_text_encoder(config.text_encoder, attn, vocab_size)
+        text_encoder = build_text_encoder(
+            config.text_encoder, attn, vocab_size, config.text_pooling
+        )
     else:
         text_encoder = _text_encoder(
-            _random_backbone(_config_from_dict(config.text_encoder_config), attn)
+            _random_backbone(_config_from_dict(config.text_encoder_config), attn),
+            config.text_pooling,
         )
 
     max_positions = getattr(text_encoder.backbone.config, "max_position_embeddings", None)
@@ -241,5 +245,5 @@ def _image_encoder(
     return ImageEncoder(backbone, mean, std, image_size)
 
 
-def _text_encoder(backbone: PreTrainedModel) -> TextEncoder:
-    return TextEncoder(_drop_unused_pooler(backbone))
+def _text_encoder(backbone: PreTrainedModel, pooling: str) -> TextEncoder:
+    return TextEncoder(_drop_unused_pooler(backbone), pooling)

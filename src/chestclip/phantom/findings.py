@@ -153,6 +153,7 @@ def _lesion_profile(
     sign = np.float32(IMAGE_SIGN[finding.side])
 
     def pixels(u: np.ndarray, v: np.ndarray, lung: np.ndarray) -> tuple[np.ndarray]:
+        """The lesion's profile on one strip, in lateral coordinates of its lung."""
         return (shape(sign * u, v) * lung,)
 
     return in_strips(pixels, u, v, lung)[0]
@@ -197,6 +198,7 @@ def _opacity_shape(
         blobs.append((rng.uniform(0.5, 1.0), blob_center, blob_radii))
 
     def shape(p: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Consolidation profile at points (p, v)."""
         # ill-defined margins, and a haze joining denser patches
         envelope = smoothstep((1.0 - ellipse_radius(p, v, center, radii, angle)) / 0.6)
         patches = np.zeros_like(p)
@@ -217,6 +219,7 @@ def _effusion_shape(
     medial = lung.center_p - 0.3 * lung.radius_p
 
     def shape(p: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Fluid profile at points (p, v)."""
         across = np.clip((p - np.float32(medial)) / np.float32(angle_p - medial), 0.0, 1.0)
         meniscus = angle_v - height * (0.3 + 0.7 * across * across)
         # the fluid gathers laterally; the cardiophrenic angle stays free

@@ -209,6 +209,7 @@ def render_frontal(anatomy: FrontalAnatomy, size: int, heart: Heart | None = Non
     vessels = np.exp(-3.0 * smooth_field(texture_rng, 56, work) ** 2)
 
     def pixels(u: np.ndarray, v: np.ndarray, vessels: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The frontal fields on one strip."""
         return _frontal_pixels(anatomy, heart, u, v, vessels)
 
     density, right, left, body, heart_profile = in_strips(pixels, u, v, vessels)

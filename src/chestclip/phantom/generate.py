@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,9 @@ from tqdm import tqdm
 
 import chestclip
 from chestclip.phantom.layouts import (
+    IMAGE_DIRS,
     LAYOUTS,
+    MASK_DIR,
     TruthRow,
     image_path,
     mask_path,
@@ -104,8 +107,8 @@ def _check_arguments(
         raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, not {image_size}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, not {seed}")
-    if not visibility >= 0:
-        raise ValueError(f"visibility must be >= 0, not {visibility}")
+    if not 0 <= visibility < math.inf:
+        raise ValueError(f"visibility must be >= 0 and finite, not {visibility}")
 
 
 def _render_all(
@@ -115,10 +118,11 @@ def _render_all(
 
     Threads suffice for parallelism: numpy, scipy and PNG compression release the GIL.
     """
-    for directory in {image_path(layout, "x").parent, mask_path("x").parent}:
+    for directory in (IMAGE_DIRS[layout], MASK_DIR):
         (out / directory).mkdir(parents=True, exist_ok=True)
 
     def work(plan: StudyPlan) -> list[TruthRow]:
+        """Render and write one study."""
         return _write_study(out, plan, size, layout, visibility)
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:

@@ -73,6 +73,7 @@ def render_lateral(anatomy: LateralAnatomy, size: int) -> np.ndarray:
     vessels = np.exp(-3.0 * smooth_field(texture_rng, 48, work) ** 2)
 
     def pixels(u: np.ndarray, v: np.ndarray, vessels: np.ndarray) -> tuple[np.ndarray]:
+        """The lateral density on one strip."""
         return (_lateral_pixels(anatomy, u, v, vessels),)
 
     return upsample(in_strips(pixels, u, v, vessels)[0], size)

@@ -6,7 +6,9 @@
 ``images/images_normalized/<image id>.dcm.png``.
 Both layouts also get the phantom's ground truth: ``phantom_truth.csv`` (one row per drawn
 finding, bounding boxes as half-open pixel ranges ``[x0, x1) x [y0, y1)``),
-``masks/<image id>_mask.png`` and ``phantom_studies.csv``.
+``masks/<image id>_mask.png`` and ``phantom_studies.csv``. At visibility 0 nothing is drawn, so
+the truth table is empty and ``masks/`` holds no file; the same seed at visibility 1 shows where the
+lesions would be. ``phantom_params.json`` records the generator's arguments and version.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from chestclip.phantom.study import StudyPlan
 from chestclip.utils.io import atomic_path, atomic_write_text
 
 LAYOUTS = ("openi", "kaggle")
+IMAGE_DIRS = {"openi": Path("NLMCXR_png"), "kaggle": Path("images") / "images_normalized"}
+MASK_DIR = Path("masks")
 KAGGLE_COLUMNS = [
     "uid",
     "MeSH",
@@ -64,14 +68,13 @@ def truth_row(image_id: str, uid: int, finding: Finding, mask: np.ndarray) -> Tr
 
 def image_path(layout: str, image_id: str) -> Path:
     """Path of an image relative to the dataset root, for a canonical image id."""
-    if layout == "openi":
-        return Path("NLMCXR_png") / f"CXR{image_id}.png"
-    return Path("images") / "images_normalized" / f"{image_id}.dcm.png"
+    name = f"CXR{image_id}.png" if layout == "openi" else f"{image_id}.dcm.png"
+    return IMAGE_DIRS[layout] / name
 
 
 def mask_path(image_id: str) -> Path:
     """Path of a frontal image's lesion mask relative to the dataset root."""
-    return Path("masks") / f"{image_id}_mask.png"
+    return MASK_DIR / f"{image_id}_mask.png"
 
 
 def write_index(

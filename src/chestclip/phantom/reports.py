@@ -164,6 +164,7 @@ def _describe(finding: Finding, rng: np.random.Generator) -> tuple[str, str, str
     side, lobe, severity = finding.side, f"{finding.zone} lobe", finding.severity
 
     def choose(*options: str) -> str:
+        """One of ``options``, capitalised."""
         text = options[rng.integers(len(options))]
         return text[0].upper() + text[1:]
 

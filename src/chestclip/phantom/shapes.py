@@ -34,13 +34,6 @@ class Pose:
     angle: float
     scale: float
 
-    def to_image(self, u: float, v: float) -> tuple[float, float]:
-        """Map a body-coordinate point to normalised image coordinates in [-1, 1]."""
-        cos, sin = np.cos(self.angle), np.sin(self.angle)
-        x = self.scale * (cos * u - sin * v) + self.shift_u
-        y = self.scale * (sin * u + cos * v) + self.shift_v
-        return float(x), float(y)
-
 
 def body_grid(size: int, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
     """Body coordinates (u, v) of every pixel centre of a ``size`` x ``size`` image.

@@ -1,0 +1,186 @@
+"""``chestclip evaluate``: every trained head (and the bag-of-words baseline) on the test split,
+thresholds chosen on validation, bootstrap CIs over patients, per image and per study.
+
+Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
+``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from chestclip import __version__
+from chestclip.config import RunConfig
+from chestclip.data import PreparedData
+from chestclip.errors import ChestClipError
+from chestclip.evaluation.baselines import (
+    bag_of_words_baseline,
+    baseline_scores,
+    text_leaks_findings,
+)
+from chestclip.evaluation.features import FeatureCache, texts_for
+from chestclip.evaluation.figures import (
+    plot_confusion_matrices,
+    plot_modality_bars,
+    plot_reliability,
+    plot_roc_curves,
+)
+from chestclip.evaluation.metrics import evaluate_head, reliability_bins
+from chestclip.evaluation.schema import validate_metrics
+from chestclip.models import load_clip, resolve_clip_dir
+from chestclip.training.probe import HEADS_DIR, head_features, load_head, probe
+from chestclip.utils.io import atomic_path, atomic_write_json
+
+EVAL_SPLITS = ("val", "test")
+BASELINE = "bag-of-words"
+LEAK_WARNING = (
+    "{head}: its text includes {fields}, written by the radiologist after reading the image; "
+    "its score measures reading the report, not reading the X-ray"
+)
+BELOW_BASELINE_WARNING = (
+    "RED FLAG: {head} (ROC-AUC {auc:.3f}) is below the bag-of-words baseline on the same text "
+    "({baseline:.3f}): the CLIP features lose information a word count keeps"
+)
+
+
+def head_scores(cache: FeatureCache, directory: Path, split: str) -> np.ndarray:
+    """P(diseased) per image of ``split`` from a saved head."""
+    head, info = load_head(directory)
+    fields = info["text_fields"] if info["kind"] != "image" else None
+    features = head_features(cache, info["kind"], split, tuple(fields) if fields else None)
+    with torch.no_grad():
+        return head(torch.from_numpy(features).float()).softmax(-1)[:, 1].numpy()
+
+
+def baseline_for(data: PreparedData, fields: Sequence[str], seed: int) -> dict[str, np.ndarray]:
+    """Bag-of-words scores per split, trained on the training reports only."""
+    texts = texts_for(data, tuple(fields))
+    per_split = {
+        s: texts.loc[data.split_images(s)["uid"]].tolist() for s in ("train", *EVAL_SPLITS)
+    }
+    labels = data.split_images("train")["label"].to_numpy()
+    model = bag_of_words_baseline(per_split["train"], labels, seed=seed)
+    return {s: baseline_scores(model, per_split[s]) for s in EVAL_SPLITS}
+
+
+def evaluate(
+    run: str | Path,
+    data_dir: str | Path,
+    config: RunConfig,
+    threshold_method: str = "youden",
+    ablation_fields: Sequence[Sequence[str]] = (("indication",),),
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Evaluate every head in RUN/heads (training the ablation heads first when missing)."""
+    run = Path(run)
+    data = PreparedData(data_dir)
+    for fields in ablation_fields:
+        if not (run / HEADS_DIR / f"multimodal_{'+'.join(fields)}").is_dir():
+            probe(run, data_dir, config, features="all_text", text_fields=fields)
+    head_dirs = sorted(p.parent for p in (run / HEADS_DIR).glob("*/head.json"))
+    if not head_dirs:
+        raise ChestClipError(
+            f"{run}: no trained heads in {HEADS_DIR}/; run `chestclip probe` first"
+        )
+    model, tokenizer = load_clip(run)
+    cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
+    frames = {s: data.split_images(s)[["image_id", "uid", "split", "label"]] for s in EVAL_SPLITS}
+
+    heads: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    text_fields_seen: list[tuple[str, ...]] = []
+    for directory in head_dirs:
+        _, info = load_head(directory)
+        name = info["name"]
+        for split in EVAL_SPLITS:
+            frames[split][name] = head_scores(cache, directory, split)
+        fields = tuple(info["text_fields"]) if info["text_fields"] else None
+        heads[name] = {
+            "features": "+".join(info["inputs"]),
+            "text_fields": list(fields) if fields else None,
+        }
+        if fields and fields not in text_fields_seen:
+            text_fields_seen.append(fields)
+    for fields in text_fields_seen:
+        name = f"{BASELINE}_{'+'.join(fields)}"
+        for split, scores in baseline_for(data, fields, config.seed).items():
+            frames[split][name] = scores
+        heads[name] = {"features": "tfidf", "text_fields": list(fields)}
+
+    for name, provenance in heads.items():
+        result = evaluate_head(
+            frames["val"][["uid", "label", name]],
+            frames["test"][["uid", "label", name]],
+            name,
+            threshold_method=threshold_method,
+            n_boot=n_boot,
+            seed=config.seed,
+        )
+        fields = provenance["text_fields"]
+        leaks = bool(fields) and text_leaks_findings(fields)
+        heads[name] = {**result, **provenance, "text_leaks_findings": leaks}
+        if leaks:
+            warnings.append(LEAK_WARNING.format(head=name, fields="+".join(fields)))
+    warnings += below_baseline_warnings(heads)
+
+    document = {
+        "schema_version": 1,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "chestclip_version": __version__,
+        "data": {
+            "source": data.summary.get("source"),
+            "layout": data.summary.get("layout"),
+            "studies": data.summary.get("studies"),
+            "images": data.summary.get("images"),
+            "splits": data.summary["splits"],
+        },
+        "heads": heads,
+        "warnings": warnings,
+    }
+    problems = validate_metrics(document)
+    if problems:
+        raise RuntimeError(f"metrics.json does not match its schema: {problems[:3]}")
+    atomic_write_json(run / "eval/metrics.json", document)
+    with atomic_path(run / "eval/predictions.csv") as tmp:
+        pd.concat([frames[s] for s in EVAL_SPLITS]).to_csv(tmp, index=False)
+    write_figures(run / "plots", frames["test"], heads)
+    return document
+
+
+def below_baseline_warnings(heads: dict[str, dict[str, Any]]) -> list[str]:
+    """A text-using head whose test AUC is below the bag-of-words on the same fields."""
+    found = []
+    for name, result in heads.items():
+        fields = result["text_fields"]
+        if not fields or name.startswith(BASELINE):
+            continue
+        baseline = heads.get(f"{BASELINE}_{'+'.join(fields)}")
+        auc = result["levels"]["image"]["metrics"]["roc_auc"]["value"]
+        reference = baseline["levels"]["image"]["metrics"]["roc_auc"]["value"] if baseline else None
+        if auc is not None and reference is not None and auc < reference:
+            found.append(BELOW_BASELINE_WARNING.format(head=name, auc=auc, baseline=reference))
+    return found
+
+
+def write_figures(plots: Path, test: pd.DataFrame, heads: dict[str, dict[str, Any]]) -> None:
+    """ROC curves, confusion matrices, modality bars (the paper's Fig. 7) and reliability."""
+    labels = test["label"].to_numpy()
+    plot_roc_curves({n: (labels, test[n].to_numpy()) for n in heads}, plots / "roc.png")
+    plot_confusion_matrices(
+        {n: r["levels"]["image"]["confusion"] for n, r in heads.items()}, plots / "confusion.png"
+    )
+    aucs = {}
+    for name, result in heads.items():
+        metric = result["levels"]["image"]["metrics"]["roc_auc"]
+        aucs[name] = (metric["value"], metric["ci_low"], metric["ci_high"])
+    plot_modality_bars(aucs, plots / "modality_auc.png")
+    plot_reliability(
+        {n: reliability_bins(labels, test[n].to_numpy()) for n in heads}, plots / "reliability.png"
+    )

@@ -1,0 +1,204 @@
+"""``chestclip probe``: MLP heads on frozen CLIP features — multimodal (image ⊕ text, the
+paper's), image-only and text-only — trained with Lightning, best epoch chosen on validation AUC.
+
+Writes ``RUN/heads/<name>/head.safetensors`` and ``head.json`` per head.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from safetensors.torch import load_file, save_file
+from sklearn.metrics import roc_auc_score
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from chestclip.config import ProbeConfig, RunConfig
+from chestclip.data import PreparedData
+from chestclip.errors import ChestClipError
+from chestclip.evaluation.features import FeatureCache
+from chestclip.models import load_clip, resolve_clip_dir
+from chestclip.models.heads import MLPHead
+from chestclip.utils.io import atomic_directory
+
+HEADS_DIR = "heads"
+HEAD_INPUTS = {"multimodal": ("image", "text"), "image": ("image",), "text": ("text",)}
+FEATURE_CHOICES = {
+    "both": ("multimodal",),
+    "image": ("image",),
+    "text": ("text",),
+    "all": tuple(HEAD_INPUTS),
+}
+
+
+def head_name(kind: str, text_fields: Sequence[str] | None) -> str:
+    """``multimodal``, or ``multimodal_indication`` for a head on other report sections."""
+    return kind if kind == "image" or not text_fields else f"{kind}_{'+'.join(text_fields)}"
+
+
+def head_features(
+    cache: FeatureCache, kind: str, split: str, text_fields: Sequence[str] | None
+) -> np.ndarray:
+    """The head's input for every image of ``split``: [N, D] or [N, 2D] (image ⊕ text)."""
+    parts = {"image": lambda: cache.images(split), "text": lambda: cache.texts(split, text_fields)}
+    return np.concatenate([parts[p]() for p in HEAD_INPUTS[kind]], axis=1)
+
+
+class HeadModule(L.LightningModule):
+    """Cross-entropy training of an MLPHead; logs validation loss and ROC-AUC each epoch."""
+
+    def __init__(self, head: MLPHead, optimizer: str, lr: float, weight_decay: float):
+        super().__init__()
+        self.head = head
+        self.save_hyperparameters(ignore=["head"])
+        self._val: list[tuple[Tensor, Tensor]] = []
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        features, labels = batch
+        loss = F.cross_entropy(self.head(features), labels)
+        self.log("train/loss", loss, on_epoch=True, on_step=False, batch_size=len(labels))
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        features, labels = batch
+        logits = self.head(features)
+        self.log("val/loss", F.cross_entropy(logits, labels), batch_size=len(labels))
+        self._val.append((logits.softmax(-1)[:, 1], labels))
+
+    def on_validation_epoch_end(self) -> None:
+        scores, labels = (torch.cat(parts).cpu().numpy() for parts in zip(*self._val, strict=True))
+        self._val.clear()
+        auc = roc_auc_score(labels, scores) if len(set(labels.tolist())) == 2 else 0.5
+        self.log("val/auc", float(auc), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        optimizer = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam
+        return optimizer(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+
+
+@dataclass(frozen=True)
+class TrainedHead:
+    name: str
+    directory: Path
+    best_epoch: int
+    val_auc: float
+
+
+def _loader(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool) -> DataLoader:
+    dataset = TensorDataset(torch.from_numpy(features).float(), torch.from_numpy(labels).long())
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
+
+
+def train_head(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    settings: ProbeConfig,
+    directory: Path,
+    seed: int,
+    metadata: dict,
+) -> TrainedHead:
+    """Train one head; keep the epoch with the best validation AUC; save it as safetensors."""
+    L.seed_everything(seed, verbose=False)
+    head = MLPHead(train[0].shape[1], settings.hidden_sizes, settings.dropout)
+    module = HeadModule(head, settings.optimizer, settings.lr, settings.weight_decay)
+    with atomic_directory(directory) as tmp:
+        best = ModelCheckpoint(
+            dirpath=tmp / "checkpoints", monitor="val/auc", mode="max", save_top_k=1
+        )
+        trainer = L.Trainer(
+            max_epochs=settings.epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            callbacks=[best],
+            enable_model_summary=False,
+            enable_progress_bar=False,
+            log_every_n_steps=1,
+        )
+        trainer.fit(
+            module,
+            _loader(*train, settings.batch_size, True),
+            _loader(*val, settings.batch_size, False),
+        )
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        save_file(
+            {k: v.contiguous() for k, v in head.state_dict().items()}, tmp / "head.safetensors"
+        )
+        info = {
+            **metadata,
+            "in_dim": head.in_dim,
+            "hidden_sizes": list(head.hidden_sizes),
+            "dropout": head.dropout,
+            "best_epoch": int(state["epoch"]),
+            "val_auc": float(best.best_model_score),
+            "seed": seed,
+        }
+        (tmp / "head.json").write_text(json.dumps(info, indent=2) + "\n")
+        for leftover in (tmp / "checkpoints").glob("*"):
+            leftover.unlink()
+        (tmp / "checkpoints").rmdir()
+    return TrainedHead(name, directory, info["best_epoch"], info["val_auc"])
+
+
+def load_head(directory: str | Path) -> tuple[MLPHead, dict]:
+    """A saved head (eval mode) and its head.json."""
+    directory = Path(directory)
+    info = json.loads((directory / "head.json").read_text())
+    head = MLPHead(info["in_dim"], info["hidden_sizes"], info["dropout"])
+    head.load_state_dict(load_file(directory / "head.safetensors"))
+    return head.eval(), info
+
+
+def probe(
+    run: str | Path,
+    data_dir: str | Path,
+    config: RunConfig,
+    features: str = "all",
+    text_fields: Sequence[str] | None = None,
+) -> list[TrainedHead]:
+    """Train the heads chosen by ``features`` (both|image|text|all) on the run's frozen CLIP."""
+    if features not in FEATURE_CHOICES:
+        raise ChestClipError(
+            f"--features must be one of {sorted(FEATURE_CHOICES)}, got {features!r}"
+        )
+    run = Path(run)
+    model, tokenizer = load_clip(run)
+    data = PreparedData(data_dir)
+    fields = tuple(text_fields) if text_fields else None
+    cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
+    labels = {split: data.split_images(split)["label"].to_numpy() for split in ("train", "val")}
+    prepared_fields = data.summary["config"]["text_fields"]
+    trained = []
+    for kind in FEATURE_CHOICES[features]:
+        name = head_name(kind, fields)
+        train_x, val_x = (head_features(cache, kind, split, fields) for split in ("train", "val"))
+        metadata = {
+            "name": name,
+            "kind": kind,
+            "inputs": list(HEAD_INPUTS[kind]),
+            "text_fields": None if kind == "image" else list(fields or prepared_fields),
+        }
+        trained.append(
+            train_head(
+                name,
+                (train_x, labels["train"]),
+                (val_x, labels["val"]),
+                config.probe,
+                run / HEADS_DIR / name,
+                config.seed,
+                metadata,
+            )
+        )
+    return trained
