@@ -51,3 +51,23 @@ def prepared_phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     config = PrepareConfig(image_size=64, workers=2)
     return prepare_dataset(root / "source", root / "prepared", config).out
+
+
+@pytest.fixture(scope="session")
+def trained_run(prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny CLIP pre-trained for 12 epochs on ``prepared_phantoms`` (about 20 s on 2 cores)."""
+    from chestclip.config import load_run_config
+    from chestclip.training.pretrain import pretrain
+
+    config = load_run_config("tiny", ["pretrain.epochs=12"])
+    return pretrain(prepared_phantoms, tmp_path_factory.mktemp("run"), config)
+
+
+@pytest.fixture(scope="session")
+def probed_run(trained_run, prepared_phantoms: Path):
+    """``trained_run`` with its multimodal, image-only and text-only heads trained."""
+    from chestclip.config import load_run_config
+    from chestclip.training.probe import probe
+
+    heads = probe(trained_run.run, prepared_phantoms, load_run_config("tiny"))
+    return trained_run.run, {h.name: h for h in heads}

@@ -138,6 +138,128 @@ def pretrain(
     click.echo(f"best checkpoint {result.best_checkpoint.name} → model saved in {result.clip_dir}")
 
 
+@cli.command()
+@click.option(
+    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A pretrained run."
+)
+@click.option(
+    "--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Prepared dataset."
+)
+@click.option(
+    "--features",
+    type=click.Choice(["both", "image", "text", "all"]),
+    default="all",
+    show_default=True,
+    help="both = the paper's multimodal head; all = multimodal, image-only and text-only.",
+)
+@click.option("--text-fields", help="Report sections for the text features [as prepared].")
+@click.option("--config", "config_file", help="YAML path or packaged name [RUN/config.yaml].")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value."
+)
+def probe(
+    run_dir: Path,
+    data_dir: Path,
+    features: str,
+    text_fields: str | None,
+    config_file: str | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Train MLP heads on frozen CLIP features (best epoch chosen on validation)."""
+    from chestclip.training.probe import FEATURE_CHOICES
+    from chestclip.training.probe import probe as run_probe
+
+    config = run_config(run_dir, config_file, overrides)
+    fields = [f.strip() for f in text_fields.split(",")] if text_fields else None
+    for head in run_probe(run_dir, data_dir, config, FEATURE_CHOICES[features], fields):
+        click.echo(
+            f"{head.name:28s} best epoch {head.best_epoch:3d}, validation AUC {head.val_auc:.3f}"
+        )
+
+
+@cli.command()
+@click.option(
+    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A run with heads."
+)
+@click.option(
+    "--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Prepared dataset."
+)
+@click.option(
+    "--threshold",
+    type=click.Choice(["youden", "fixed"]),
+    default="youden",
+    show_default=True,
+    help="Decision threshold chosen on validation (Youden's J) or fixed at 0.5.",
+)
+@click.option(
+    "--ablation",
+    multiple=True,
+    default=["indication"],
+    show_default=True,
+    help="Other text fields to evaluate side by side (repeatable; e.g. indication).",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples (over patients) for the 95% CIs.",
+)
+@click.option("--config", "config_file", help="YAML path or packaged name [RUN/config.yaml].")
+def evaluate(
+    run_dir: Path,
+    data_dir: Path,
+    threshold: str,
+    ablation: tuple[str, ...],
+    bootstrap: int,
+    config_file: str | None,
+) -> None:
+    """Evaluate every head on the test split: metrics with CIs, plots, warnings."""
+    from chestclip.evaluation.evaluate import evaluate as run_evaluate
+
+    config = run_config(run_dir, config_file, ())
+    fields = [tuple(f.strip() for f in a.split(",")) for a in ablation if a]
+    document = run_evaluate(run_dir, data_dir, config, threshold, fields, bootstrap)
+    click.echo(f"{'head':34s} {'ROC-AUC (95% CI)':24s} accuracy  threshold")
+    for name, result in document["heads"].items():
+        metrics = result["levels"]["image"]["metrics"]
+        auc = metrics["roc_auc"]
+        click.echo(
+            f"{name:34s} {format_ci(auc):24s} {metrics['accuracy']['value']:.3f}     "
+            f"{result['threshold']['value']:.3f}"
+        )
+    for warning in document["warnings"]:
+        click.echo(f"warning: {warning}")
+    click.echo(f"→ {Path(run_dir) / 'eval/metrics.json'}")
+
+
+@cli.command()
+@click.option(
+    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="An evaluated run."
+)
+def report(run_dir: Path) -> None:
+    """Write RUN/report.html: config, data, metrics with CIs, every plot (self-contained)."""
+    from chestclip.evaluation.report import write_report
+
+    click.echo(f"→ {write_report(run_dir)}")
+
+
+def format_ci(metric: dict) -> str:
+    if metric["value"] is None:
+        return "n/a"
+    if metric["ci_low"] is None:
+        return f"{metric['value']:.3f}"
+    return f"{metric['value']:.3f} ({metric['ci_low']:.3f}–{metric['ci_high']:.3f})"
+
+
+def run_config(run_dir: Path, config_file: str | None, overrides: tuple[str, ...]):
+    """The run's own resolved config unless another is named."""
+    from chestclip.config import load_run_config
+
+    saved = Path(run_dir) / "config.yaml"
+    return load_run_config(config_file or (saved if saved.is_file() else None), list(overrides))
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no tips and banners

@@ -13,13 +13,6 @@ from chestclip.training.pretrain import pretrain
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def trained_run(prepared_phantoms, tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    config = load_run_config("tiny", ["pretrain.epochs=12"])
-    return pretrain(prepared_phantoms, run, config)
-
-
 def test_validation_loss_falls_and_recall_beats_chance(trained_run):
     history = trained_run.history
     assert list(history["epoch"]) == list(range(12))

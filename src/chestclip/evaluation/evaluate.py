@@ -83,7 +83,7 @@ def evaluate(
     data = PreparedData(data_dir)
     for fields in ablation_fields:
         if not (run / HEADS_DIR / f"multimodal_{'+'.join(fields)}").is_dir():
-            probe(run, data_dir, config, features="all_text", text_fields=fields)
+            probe(run, data_dir, config, kinds=("multimodal", "text"), text_fields=fields)
     head_dirs = sorted(p.parent for p in (run / HEADS_DIR).glob("*/head.json"))
     if not head_dirs:
         raise ChestClipError(
@@ -135,11 +135,9 @@ def evaluate(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "chestclip_version": __version__,
         "data": {
-            "source": data.summary.get("source"),
-            "layout": data.summary.get("layout"),
-            "studies": data.summary.get("studies"),
-            "images": data.summary.get("images"),
+            **{key: data.summary.get(key) for key in ("source", "layout", "studies", "images")},
             "splits": data.summary["splits"],
+            "skipped_by_reason": data.summary.get("skipped_by_reason", {}),
         },
         "heads": heads,
         "warnings": warnings,

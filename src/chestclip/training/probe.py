@@ -165,13 +165,15 @@ def probe(
     run: str | Path,
     data_dir: str | Path,
     config: RunConfig,
-    features: str = "all",
+    kinds: Sequence[str] = tuple(HEAD_INPUTS),
     text_fields: Sequence[str] | None = None,
 ) -> list[TrainedHead]:
-    """Train the heads chosen by ``features`` (both|image|text|all) on the run's frozen CLIP."""
-    if features not in FEATURE_CHOICES:
+    """Train heads of the given kinds (multimodal, image, text) on the run's frozen CLIP;
+    ``text_fields`` other than the prepared ones give the leakage-ablation heads."""
+    unknown = set(kinds) - set(HEAD_INPUTS)
+    if unknown:
         raise ChestClipError(
-            f"--features must be one of {sorted(FEATURE_CHOICES)}, got {features!r}"
+            f"unknown head kind(s) {sorted(unknown)}: expected {list(HEAD_INPUTS)}"
         )
     run = Path(run)
     model, tokenizer = load_clip(run)
@@ -181,7 +183,7 @@ def probe(
     labels = {split: data.split_images(split)["label"].to_numpy() for split in ("train", "val")}
     prepared_fields = data.summary["config"]["text_fields"]
     trained = []
-    for kind in FEATURE_CHOICES[features]:
+    for kind in kinds:
         name = head_name(kind, fields)
         train_x, val_x = (head_features(cache, kind, split, fields) for split in ("train", "val"))
         metadata = {

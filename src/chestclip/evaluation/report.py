@@ -1,0 +1,138 @@
+"""``chestclip report``: one self-contained ``RUN/report.html`` (figures embedded, opens offline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from chestclip.errors import ChestClipError
+from chestclip.utils.io import atomic_write_text
+
+REPORT_METRICS = (
+    ("roc_auc", "ROC-AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("accuracy", "accuracy"),
+    ("sensitivity", "sensitivity"),
+    ("specificity", "specificity"),
+    ("f1_diseased", "F1 diseased"),
+    ("ece", "ECE"),
+)
+FIGURE_TITLES = {
+    "clip_loss.png": "CLIP pre-training: loss and validation retrieval",
+    "roc.png": "ROC curves of every head (test images)",
+    "modality_auc.png": "ROC-AUC by modality with 95% CIs (the paper's Fig. 7)",
+    "confusion.png": "Confusion matrices at the validation-chosen thresholds (test images)",
+    "reliability.png": "Calibration: reliability diagram (test images)",
+}
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:0}.notice{color:#666;margin-top:.2em}
+.warn{background:#fff4e5;border-left:4px solid #e69500;padding:.6em 1em;margin:.4em 0}
+table{border-collapse:collapse;margin:1em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.3em .6em}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}pre{background:#f7f7f7;padding:1em;overflow:auto}
+"""
+
+
+def _cell(metric: dict[str, Any]) -> str:
+    if metric["value"] is None:
+        return "n/a"
+    if metric["ci_low"] is None:
+        return f"{metric['value']:.3f}"
+    return (
+        f"{metric['value']:.3f}<br><small>({metric['ci_low']:.3f}–{metric['ci_high']:.3f})</small>"
+    )
+
+
+def metrics_table(heads: dict[str, Any], level: str) -> str:
+    header = "".join(f"<th>{title}</th>" for _, title in REPORT_METRICS)
+    rows = []
+    for name, result in heads.items():
+        block = result["levels"][level]
+        cells = "".join(
+            f"<td class=num>{_cell(block['metrics'][key])}</td>" for key, _ in REPORT_METRICS
+        )
+        leak = " ⚠" if result["text_leaks_findings"] else ""
+        rows.append(
+            f"<tr><td>{html.escape(name)}{leak}</td><td>{html.escape(result['features'])}</td>{cells}"
+            f"<td class=num>{result['threshold']['value']:.3f}</td><td class=num>{block['n']}</td></tr>"
+        )
+    return (
+        f"<table><tr><th>head</th><th>features</th>{header}<th>threshold</th><th>n</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def data_table(data: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{split}</td><td class=num>{c['patients']}</td><td class=num>{c['images']}</td>"
+        f"<td class=num>{c['normal']}</td><td class=num>{c['diseased']}</td></tr>"
+        for split, c in data["splits"].items()
+    )
+    skipped = data.get("skipped_by_reason") or {}
+    skip_text = ", ".join(f"{n} {html.escape(r)}" for r, n in skipped.items()) or "none"
+    return (
+        f"<p>source <code>{html.escape(str(data.get('source')))}</code> ({data.get('layout')} layout); "
+        f"skipped: {skip_text}</p><table><tr><th>split</th><th>patients</th><th>images</th>"
+        f"<th>normal</th><th>diseased</th></tr>{rows}</table>"
+    )
+
+
+def figure(path: Path, title: str) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+    )
+
+
+def explanations_section(run: Path) -> str:
+    """The explanation stage's gallery when it has run (RUN/explain/*.png), else how to add it."""
+    images = sorted((run / "explain").glob("*.png"))
+    if not images:
+        return "<p>No explanations yet: <code>chestclip explain --run RUN ...</code> adds Grad-CAM examples here.</p>"
+    return "".join(figure(p, p.stem.replace("_", " ")) for p in images)
+
+
+def write_report(run: str | Path) -> Path:
+    """Render RUN/report.html from RUN/eval/metrics.json, RUN/plots, RUN/config.yaml, RUN/env.json."""
+    run = Path(run)
+    metrics_path = run / "eval/metrics.json"
+    if not metrics_path.is_file():
+        raise ChestClipError(f"{run}: no eval/metrics.json; run `chestclip evaluate` first")
+    metrics = json.loads(metrics_path.read_text())
+    env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
+    config = (
+        (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else "(not recorded)"
+    )
+    plots = [p for p in sorted((run / "plots").glob("*.png"))]
+    ordered = sorted(
+        plots, key=lambda p: list(FIGURE_TITLES).index(p.name) if p.name in FIGURE_TITLES else 99
+    )
+    warnings = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in metrics["warnings"])
+    body = f"""
+<h1>chestclip report</h1>
+<p class="notice">Research use only — not a medical device. Run <code>{html.escape(str(run.resolve()))}</code>,
+evaluated {html.escape(metrics["created"])} with chestclip {html.escape(metrics["chestclip_version"])}.</p>
+<h2>Warnings</h2>{warnings or "<p>none</p>"}
+<h2>Data</h2>{data_table(metrics["data"])}
+<h2>Test metrics per image</h2>
+<p>95% confidence intervals: bootstrap over patients. Thresholds chosen on the validation split.
+⚠ marks heads whose text includes findings/impression: they measure report reading, not image reading.</p>
+{metrics_table(metrics["heads"], "image")}
+<h2>Test metrics per study (views averaged)</h2>{metrics_table(metrics["heads"], "study")}
+<h2>Figures</h2>{"".join(figure(p, FIGURE_TITLES.get(p.name, p.stem)) for p in ordered)}
+<h2>Explanations</h2>{explanations_section(run)}
+<h2>Configuration</h2><pre>{html.escape(config)}</pre>
+<h2>Environment</h2><pre>{html.escape(json.dumps(env, indent=2))}</pre>
+"""
+    page = (
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>chestclip report</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
+    )
+    atomic_write_text(run / "report.html", page)
+    return run / "report.html"

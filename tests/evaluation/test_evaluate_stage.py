@@ -1,0 +1,96 @@
+"""evaluate + report on the tiny CLIP and its heads: outputs, schema, honesty checks."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chestclip.config import load_run_config
+from chestclip.evaluation.evaluate import evaluate
+from chestclip.evaluation.report import write_report
+from chestclip.evaluation.schema import validate_metrics
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(probed_run, prepared_phantoms):
+    run, _ = probed_run
+    document = evaluate(run, prepared_phantoms, load_run_config("tiny"), n_boot=200)
+    return run, document
+
+
+def test_metrics_document(evaluated_run):
+    run, document = evaluated_run
+    assert validate_metrics(json.loads((run / "eval/metrics.json").read_text())) == []
+    heads = document["heads"]
+    assert {"multimodal", "image", "text", "multimodal_indication", "text_indication"} <= set(heads)
+    assert {"bag-of-words_indication+findings", "bag-of-words_indication"} <= set(heads)
+    for result in heads.values():
+        assert result["threshold"]["chosen_on"] == "validation"
+        for level in ("image", "study"):
+            auc = result["levels"][level]["metrics"]["roc_auc"]
+            assert auc["ci_low"] <= auc["value"] <= auc["ci_high"]
+    assert heads["image"]["levels"]["image"]["metrics"]["roc_auc"]["value"] > 0.6
+
+
+def test_leakage_is_flagged(evaluated_run):
+    _, document = evaluated_run
+    heads = document["heads"]
+    assert (
+        heads["multimodal"]["text_leaks_findings"]
+        and not heads["multimodal_indication"]["text_leaks_findings"]
+    )
+    assert any(
+        w.startswith("multimodal:") and "not reading the X-ray" in w for w in document["warnings"]
+    )
+    assert not any(w.startswith("multimodal_indication:") for w in document["warnings"])
+
+
+def test_predictions_and_figures(evaluated_run, prepared_phantoms):
+    run, document = evaluated_run
+    predictions = pd.read_csv(run / "eval/predictions.csv")
+    assert set(predictions["split"]) == {"val", "test"}
+    assert {"image_id", "uid", "label", *document["heads"]} <= set(predictions.columns)
+    test_images = pd.read_csv(prepared_phantoms / "images.csv").query("split == 'test'")
+    assert (predictions["split"] == "test").sum() == len(test_images)
+    for name in (
+        "roc.png",
+        "confusion.png",
+        "modality_auc.png",
+        "reliability.png",
+        "clip_loss.png",
+    ):
+        assert (run / "plots" / name).stat().st_size > 5000, name
+
+
+def test_report_is_self_contained_and_has_every_plot(evaluated_run):
+    run, document = evaluated_run
+    page = write_report(run).read_text()
+    assert page.count("data:image/png;base64,") == len(list((run / "plots").glob("*.png")))
+    assert 'src="http' not in page and "<script" not in page
+    assert "not a medical device" in page and "Explanations" in page
+    for name in document["heads"]:
+        assert name in page
+
+
+def test_threshold_ignores_test_labels(evaluated_run, prepared_phantoms, tmp_path):
+    run, document = evaluated_run
+    permuted = tmp_path / "prepared"
+    shutil.copytree(prepared_phantoms, permuted)
+    studies = pd.read_csv(permuted / "studies.csv", dtype={"uid": str}, keep_default_na=False)
+    test = studies["split"] == "test"
+    studies.loc[test, "label"] = np.random.default_rng(0).permutation(
+        studies.loc[test, "label"].to_numpy()
+    )
+    studies.to_csv(permuted / "studies.csv", index=False)
+    images = pd.read_csv(permuted / "images.csv", dtype={"uid": str})
+    images["label"] = images["uid"].map(studies.set_index("uid")["label"])
+    images.to_csv(permuted / "images.csv", index=False)
+    other_run = tmp_path / "run"
+    shutil.copytree(run, other_run)
+    again = evaluate(other_run, permuted, load_run_config("tiny"), ablation_fields=(), n_boot=0)
+    for name in ("multimodal", "image", "text"):
+        assert again["heads"][name]["threshold"] == document["heads"][name]["threshold"]

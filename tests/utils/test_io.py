@@ -1,0 +1,38 @@
+import json
+import os
+
+import pytest
+
+from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json, atomic_write_text
+
+
+def test_atomic_file_replaces_whole_and_has_normal_permissions(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "first")
+    atomic_write_text(target, "second")
+    assert target.read_text() == "second"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "metrics.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(TypeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise TypeError("interrupted")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_directory_all_or_nothing(tmp_path):
+    target = tmp_path / "prepared"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.csv").write_text("1")
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as tmp:
+        (tmp / "b.csv").write_text("2")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in target.iterdir()) == ["a.csv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["prepared"]
