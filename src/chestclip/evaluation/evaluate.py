@@ -35,7 +35,8 @@ from chestclip.evaluation.figures import (
 from chestclip.evaluation.metrics import evaluate_head, reliability_bins
 from chestclip.evaluation.schema import validate_metrics
 from chestclip.models import load_clip, resolve_clip_dir
-from chestclip.training.probe import HEADS_DIR, head_features, load_head, probe
+from chestclip.training.finetune import BASELINES_DIR
+from chestclip.training.probe import HEADS_DIR, head_features, head_name, load_head, probe
 from chestclip.utils.io import atomic_path, atomic_write_json
 
 EVAL_SPLITS = ("val", "test")
@@ -70,20 +71,10 @@ def baseline_for(data: PreparedData, fields: Sequence[str], seed: int) -> dict[s
     return {s: baseline_scores(model, per_split[s]) for s in EVAL_SPLITS}
 
 
-def evaluate(
-    run: str | Path,
-    data_dir: str | Path,
-    config: RunConfig,
-    threshold_method: str = "youden",
-    ablation_fields: Sequence[Sequence[str]] = (("indication",),),
-    n_boot: int = 1000,
-) -> dict[str, Any]:
-    """Evaluate every head in RUN/heads (training the ablation heads first when missing)."""
-    run = Path(run)
-    data = PreparedData(data_dir)
-    for fields in ablation_fields:
-        if not (run / HEADS_DIR / f"multimodal_{'+'.join(fields)}").is_dir():
-            probe(run, data_dir, config, kinds=("multimodal", "text"), text_fields=fields)
+def score_frozen_heads(
+    run: Path, data: PreparedData, frames: dict[str, pd.DataFrame]
+) -> dict[str, dict]:
+    """Add every RUN/heads/* head's P(diseased) to ``frames``; return each head's provenance."""
     head_dirs = sorted(p.parent for p in (run / HEADS_DIR).glob("*/head.json"))
     if not head_dirs:
         raise ChestClipError(
@@ -91,45 +82,85 @@ def evaluate(
         )
     model, tokenizer = load_clip(run)
     cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
-    frames = {s: data.split_images(s)[["image_id", "uid", "split", "label"]] for s in EVAL_SPLITS}
-
-    heads: dict[str, dict[str, Any]] = {}
-    warnings: list[str] = []
-    text_fields_seen: list[tuple[str, ...]] = []
+    heads = {}
     for directory in head_dirs:
         _, info = load_head(directory)
-        name = info["name"]
         for split in EVAL_SPLITS:
-            frames[split][name] = head_scores(cache, directory, split)
-        fields = tuple(info["text_fields"]) if info["text_fields"] else None
-        heads[name] = {
+            frames[split][info["name"]] = head_scores(cache, directory, split)
+        heads[info["name"]] = {
             "features": "+".join(info["inputs"]),
-            "text_fields": list(fields) if fields else None,
+            "text_fields": info["text_fields"],
         }
-        if fields and fields not in text_fields_seen:
-            text_fields_seen.append(fields)
-    for fields in text_fields_seen:
+    return heads
+
+
+def score_finetuned(run: Path, frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """Add the end-to-end fine-tuned image baseline(s) in RUN/baselines/*/scores.csv."""
+    heads = {}
+    for path in sorted((run / BASELINES_DIR).glob("*/scores.csv")):
+        scores = pd.read_csv(path, dtype={"image_id": str}).set_index("image_id")["score"]
+        name = path.parent.name
+        for split in EVAL_SPLITS:
+            frames[split][name] = frames[split]["image_id"].map(scores)
+        heads[name] = {"features": "image (fine-tuned)", "text_fields": None}
+    return heads
+
+
+def score_text_baselines(
+    data: PreparedData,
+    frames: dict[str, pd.DataFrame],
+    fields_list: Sequence[Sequence[str]],
+    seed: int,
+) -> dict[str, dict]:
+    """Add a bag-of-words baseline per distinct list of text fields."""
+    heads = {}
+    for fields in dict.fromkeys(tuple(f) for f in fields_list):
         name = f"{BASELINE}_{'+'.join(fields)}"
-        for split, scores in baseline_for(data, fields, config.seed).items():
+        for split, scores in baseline_for(data, fields, seed).items():
             frames[split][name] = scores
         heads[name] = {"features": "tfidf", "text_fields": list(fields)}
+    return heads
 
+
+def empty_frames(data: PreparedData) -> dict[str, pd.DataFrame]:
+    return {
+        s: data.split_images(s)[["image_id", "uid", "split", "label"]].copy() for s in EVAL_SPLITS
+    }
+
+
+def write_evaluation(
+    out: Path,
+    data: PreparedData,
+    frames: dict[str, pd.DataFrame],
+    heads: dict[str, dict],
+    threshold_method: str,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Metrics with CIs per head (thresholds from validation), warnings, and every output:
+    ``out/eval/metrics.json``, ``out/eval/predictions.csv``, ``out/plots/*.png``."""
+    results: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
     for name, provenance in heads.items():
+        missing = frames["test"][name].isna().sum() + frames["val"][name].isna().sum()
+        if missing:
+            raise ChestClipError(
+                f"{name}: no score for {missing} val/test images (scored on other data?)"
+            )
         result = evaluate_head(
             frames["val"][["uid", "label", name]],
             frames["test"][["uid", "label", name]],
             name,
             threshold_method=threshold_method,
             n_boot=n_boot,
-            seed=config.seed,
+            seed=seed,
         )
         fields = provenance["text_fields"]
         leaks = bool(fields) and text_leaks_findings(fields)
-        heads[name] = {**result, **provenance, "text_leaks_findings": leaks}
+        results[name] = {**result, **provenance, "text_leaks_findings": leaks}
         if leaks:
             warnings.append(LEAK_WARNING.format(head=name, fields="+".join(fields)))
-    warnings += below_baseline_warnings(heads)
-
+    warnings += below_baseline_warnings(results)
     document = {
         "schema_version": 1,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -139,17 +170,57 @@ def evaluate(
             "splits": data.summary["splits"],
             "skipped_by_reason": data.summary.get("skipped_by_reason", {}),
         },
-        "heads": heads,
+        "heads": results,
         "warnings": warnings,
     }
     problems = validate_metrics(document)
     if problems:
         raise RuntimeError(f"metrics.json does not match its schema: {problems[:3]}")
-    atomic_write_json(run / "eval/metrics.json", document)
-    with atomic_path(run / "eval/predictions.csv") as tmp:
+    atomic_write_json(out / "eval/metrics.json", document)
+    with atomic_path(out / "eval/predictions.csv") as tmp:
         pd.concat([frames[s] for s in EVAL_SPLITS]).to_csv(tmp, index=False)
-    write_figures(run / "plots", frames["test"], heads)
+    write_figures(out / "plots", frames["test"], results)
     return document
+
+
+def evaluate(
+    run: str | Path,
+    data_dir: str | Path,
+    config: RunConfig,
+    threshold_method: str = "youden",
+    ablation_fields: Sequence[Sequence[str]] = (("indication",),),
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Evaluate every head of a run — frozen-CLIP heads (training the leakage-ablation heads on
+    ``ablation_fields`` first when missing), the fine-tuned image baseline when present, and a
+    bag-of-words baseline for every text the heads read."""
+    run = Path(run)
+    data = PreparedData(data_dir)
+    for fields in ablation_fields:
+        if not (run / HEADS_DIR / head_name("multimodal", fields)).is_dir():
+            probe(run, data_dir, config, kinds=("multimodal", "text"), text_fields=fields)
+    frames = empty_frames(data)
+    heads = score_frozen_heads(run, data, frames) | score_finetuned(run, frames)
+    text_fields = [h["text_fields"] for h in heads.values() if h["text_fields"]]
+    heads |= score_text_baselines(data, frames, text_fields, config.seed)
+    return write_evaluation(run, data, frames, heads, threshold_method, n_boot, config.seed)
+
+
+def evaluate_text_baselines(
+    data_dir: str | Path,
+    out: str | Path,
+    fields_list: Sequence[Sequence[str]],
+    threshold_method: str = "youden",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The bag-of-words baseline on each list of text fields through the same evaluation code:
+    runs on reports alone (a dataset prepared with --no-images), e.g. the leakage ablation
+    indication vs indication+findings on the real IU reports."""
+    data = PreparedData(data_dir)
+    frames = empty_frames(data)
+    heads = score_text_baselines(data, frames, fields_list, seed)
+    return write_evaluation(Path(out), data, frames, heads, threshold_method, n_boot, seed)
 
 
 def below_baseline_warnings(heads: dict[str, dict[str, Any]]) -> list[str]:

@@ -14,11 +14,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
 from safetensors.torch import load_file, save_file
-from sklearn.metrics import roc_auc_score
-from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from chestclip.config import ProbeConfig, RunConfig
@@ -27,6 +23,7 @@ from chestclip.errors import ChestClipError
 from chestclip.evaluation.features import FeatureCache
 from chestclip.models import load_clip, resolve_clip_dir
 from chestclip.models.heads import MLPHead
+from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
 from chestclip.utils.io import atomic_directory
 
 HEADS_DIR = "heads"
@@ -50,40 +47,6 @@ def head_features(
     """The head's input for every image of ``split``: [N, D] or [N, 2D] (image ⊕ text)."""
     parts = {"image": lambda: cache.images(split), "text": lambda: cache.texts(split, text_fields)}
     return np.concatenate([parts[p]() for p in HEAD_INPUTS[kind]], axis=1)
-
-
-class HeadModule(L.LightningModule):
-    """Cross-entropy training of an MLPHead; logs validation loss and ROC-AUC each epoch."""
-
-    def __init__(self, head: MLPHead, optimizer: str, lr: float, weight_decay: float):
-        super().__init__()
-        self.head = head
-        self.save_hyperparameters(ignore=["head"])
-        self._val: list[tuple[Tensor, Tensor]] = []
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        features, labels = batch
-        loss = F.cross_entropy(self.head(features), labels)
-        self.log("train/loss", loss, on_epoch=True, on_step=False, batch_size=len(labels))
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        features, labels = batch
-        logits = self.head(features)
-        self.log("val/loss", F.cross_entropy(logits, labels), batch_size=len(labels))
-        self._val.append((logits.softmax(-1)[:, 1], labels))
-
-    def on_validation_epoch_end(self) -> None:
-        scores, labels = (torch.cat(parts).cpu().numpy() for parts in zip(*self._val, strict=True))
-        self._val.clear()
-        auc = roc_auc_score(labels, scores) if len(set(labels.tolist())) == 2 else 0.5
-        self.log("val/auc", float(auc), prog_bar=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        optimizer = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam
-        return optimizer(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
 
 
 @dataclass(frozen=True)
@@ -111,28 +74,19 @@ def train_head(
     """Train one head; keep the epoch with the best validation AUC; save it as safetensors."""
     L.seed_everything(seed, verbose=False)
     head = MLPHead(train[0].shape[1], settings.hidden_sizes, settings.dropout)
-    module = HeadModule(head, settings.optimizer, settings.lr, settings.weight_decay)
+    module = ClassifierModule(head, settings.optimizer, settings.lr, settings.weight_decay)
     with atomic_directory(directory) as tmp:
-        best = ModelCheckpoint(
-            dirpath=tmp / "checkpoints", monitor="val/auc", mode="max", save_top_k=1
-        )
-        trainer = L.Trainer(
-            max_epochs=settings.epochs,
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            callbacks=[best],
-            enable_model_summary=False,
-            enable_progress_bar=False,
-            log_every_n_steps=1,
-        )
-        trainer.fit(
+        best_epoch, val_auc = fit_keep_best(
             module,
             _loader(*train, settings.batch_size, True),
             _loader(*val, settings.batch_size, False),
+            tmp,
+            max_epochs=settings.epochs,
+            accelerator="cpu",  # a few thousand feature vectors: the GPU would only add transfers
+            devices=1,
+            enable_progress_bar=False,
+            log_every_n_steps=1,
         )
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["state_dict"])
         save_file(
             {k: v.contiguous() for k, v in head.state_dict().items()}, tmp / "head.safetensors"
         )
@@ -141,14 +95,11 @@ def train_head(
             "in_dim": head.in_dim,
             "hidden_sizes": list(head.hidden_sizes),
             "dropout": head.dropout,
-            "best_epoch": int(state["epoch"]),
-            "val_auc": float(best.best_model_score),
+            "best_epoch": best_epoch,
+            "val_auc": val_auc,
             "seed": seed,
         }
         (tmp / "head.json").write_text(json.dumps(info, indent=2) + "\n")
-        for leftover in (tmp / "checkpoints").glob("*"):
-            leftover.unlink()
-        (tmp / "checkpoints").rmdir()
     return TrainedHead(name, directory, info["best_epoch"], info["val_auc"])
 
 

@@ -1,0 +1,73 @@
+"""Cross-entropy training of any normal/diseased classifier: MLP heads on frozen features and
+the end-to-end fine-tuned image baseline share it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from sklearn.metrics import roc_auc_score
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+
+def inputs_and_labels(batch: tuple[Tensor, Tensor] | dict) -> tuple[Tensor, Tensor]:
+    """(features, labels) batches of a TensorDataset, or image-dataset dicts."""
+    return (batch["image"], batch["label"]) if isinstance(batch, dict) else batch
+
+
+class ClassifierModule(L.LightningModule):
+    """Trains ``classifier`` (inputs → logits [B, 2]); logs validation loss and ROC-AUC."""
+
+    def __init__(self, classifier: nn.Module, optimizer: str, lr: float, weight_decay: float):
+        super().__init__()
+        self.classifier = classifier
+        self.save_hyperparameters(ignore=["classifier"])
+        self._val: list[tuple[Tensor, Tensor]] = []
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        inputs, labels = inputs_and_labels(batch)
+        loss = F.cross_entropy(self.classifier(inputs), labels)
+        self.log("train/loss", loss, on_epoch=True, on_step=False, batch_size=len(labels))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        inputs, labels = inputs_and_labels(batch)
+        logits = self.classifier(inputs)
+        self.log("val/loss", F.cross_entropy(logits, labels), batch_size=len(labels))
+        self._val.append((logits.softmax(-1)[:, 1].float(), labels))
+
+    def on_validation_epoch_end(self) -> None:
+        scores, labels = (torch.cat(parts).cpu().numpy() for parts in zip(*self._val, strict=True))
+        self._val.clear()
+        auc = roc_auc_score(labels, scores) if len(set(labels.tolist())) == 2 else 0.5
+        self.log("val/auc", float(auc), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        optimizer = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam
+        return optimizer(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+
+
+def fit_keep_best(
+    module: ClassifierModule, train: DataLoader, val: DataLoader, workdir: Path, **trainer_options
+) -> tuple[int, float]:
+    """Train, then reload the epoch with the best validation AUC into ``module``.
+
+    Returns (best epoch, its validation AUC). Checkpoints go to ``workdir/checkpoints`` and are
+    removed afterwards: the caller saves the chosen weights in its own format.
+    """
+    checkpoints = workdir / "checkpoints"
+    best = ModelCheckpoint(dirpath=checkpoints, monitor="val/auc", mode="max", save_top_k=1)
+    options = {"logger": False, "enable_model_summary": False} | trainer_options
+    trainer = L.Trainer(callbacks=[best], **options)
+    trainer.fit(module, train, val)
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    shutil.rmtree(checkpoints)
+    return int(state["epoch"]), float(best.best_model_score)

@@ -1,0 +1,121 @@
+"""``chestclip baseline image``: the paper's single-modal baseline — the CLIP image encoder's
+initial weights (same name or preset, same seed) fine-tuned end to end as a normal/diseased
+classifier. Its validation/test probabilities join ``chestclip evaluate`` as a head.
+
+Writes ``RUN/baselines/image-finetuned/``: ``model.safetensors``, ``info.json``, ``scores.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import save_file
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from chestclip.config import RunConfig
+from chestclip.data import PreparedData, XrayReportDataset
+from chestclip.data.records import FRONTAL
+from chestclip.errors import ChestClipError
+from chestclip.models import build_image_encoder
+from chestclip.training.augment import XrayAugment
+from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
+from chestclip.utils.io import atomic_directory
+
+BASELINES_DIR, FINETUNED = "baselines", "image-finetuned"
+
+
+class ImageClassifier(nn.Module):
+    """An image encoder with a linear normal/diseased layer: pixels [B, 1, H, W] → logits [B, 2]."""
+
+    def __init__(self, encoder: nn.Module, n_classes: int = 2):
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = nn.Linear(encoder.output_dim, n_classes)
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        return self.classifier(self.encoder(pixels))
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, loader: DataLoader) -> np.ndarray:
+    model.eval()
+    return torch.cat([model(batch["image"]).softmax(-1)[:, 1] for batch in loader]).numpy()
+
+
+def finetune_image_baseline(
+    data_dir: str | Path,
+    run: str | Path,
+    config: RunConfig,
+    splits: Sequence[str] = ("val", "test"),
+) -> Path:
+    """Fine-tune on train, keep the epoch with the best validation AUC, score ``splits``."""
+    data = PreparedData(data_dir)
+    if not data.has_images:
+        raise ChestClipError(
+            f"{data.root}: prepared with --no-images; the image baseline needs images"
+        )
+    settings, model_settings = config.pretrain, config.model
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    encoder = build_image_encoder(
+        model_settings.image_encoder, model_settings.attn_implementation, int(data.array.shape[1])
+    )
+    classifier = ImageClassifier(encoder)
+    module = ClassifierModule(classifier, settings.optimizer, settings.lr, settings.weight_decay)
+    augment = settings.augment
+    transform = (
+        XrayAugment(
+            augment.degrees, augment.scale, augment.shift, augment.brightness, augment.contrast
+        )
+        if augment.enabled
+        else None
+    )
+    projection = FRONTAL if settings.views == "frontal" else None
+
+    def loader(split: str, train: bool) -> DataLoader:
+        dataset = XrayReportDataset(data, split, projection, transform if train else None)
+        return DataLoader(
+            dataset, batch_size=settings.batch_size, shuffle=train, num_workers=settings.num_workers
+        )
+
+    directory = Path(run) / BASELINES_DIR / FINETUNED
+    with atomic_directory(directory) as tmp:
+        best_epoch, val_auc = fit_keep_best(
+            module,
+            loader("train", True),
+            loader("val", False),
+            tmp,
+            max_epochs=settings.epochs,
+            accelerator=settings.accelerator,
+            devices=settings.devices,
+            strategy=settings.strategy,
+            precision=settings.precision,
+            log_every_n_steps=settings.log_every_n_steps,
+        )
+        frames = []
+        for split in splits:
+            table = data.split_images(split, projection)[["image_id", "uid", "split", "label"]]
+            frames.append(
+                table.assign(score=predict_probabilities(classifier, loader(split, False)))
+            )
+        pd.concat(frames).to_csv(tmp / "scores.csv", index=False)
+        save_file(
+            {k: v.contiguous() for k, v in classifier.state_dict().items()},
+            tmp / "model.safetensors",
+        )
+        info = {
+            "name": FINETUNED,
+            "image_encoder": model_settings.image_encoder,
+            "seed": config.seed,
+            "best_epoch": best_epoch,
+            "val_auc": val_auc,
+            "image_encoder_config": encoder.backbone.config.to_dict(),
+        }
+        (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return directory
