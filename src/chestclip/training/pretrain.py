@@ -149,15 +149,14 @@ def pretrain(
         train_transform=transform,
     )
     best = ModelCheckpoint(
-        dirpath=checkpoints,
-        filename="best",
-        monitor="val/loss",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
+        dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1
+    )
+    # every epoch, improved or not (save_last only follows saves of the monitored checkpoint)
+    latest = ModelCheckpoint(
+        dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False
     )
     history = EpochHistory(checkpoints / "history.csv")
-    callbacks = [best, history, *callbacks]
+    callbacks = [best, latest, history, *callbacks]
     if settings.early_stopping_patience:
         callbacks.append(
             EarlyStopping("val/loss", patience=settings.early_stopping_patience, mode="min")
