@@ -245,6 +245,76 @@ def report(run_dir: Path) -> None:
     click.echo(f"→ {write_report(run_dir)}")
 
 
+@cli.command()
+@click.option(
+    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A pretrained run."
+)
+@click.option(
+    "--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Prepared dataset."
+)
+@click.option(
+    "--prompts", type=click.Path(path_type=Path), help="Prompt YAML [configs/prompts.yaml]."
+)
+@click.option("--split", default="test", show_default=True)
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True)
+def zeroshot(
+    run_dir: Path, data_dir: Path, prompts: Path | None, split: str, bootstrap: int
+) -> None:
+    """Zero-shot classification by prompt pairs (positive vs negative ensembles), AUC with CIs."""
+    from chestclip.retrieval.stage import run_zero_shot
+
+    result = run_zero_shot(run_dir, data_dir, prompts, split, bootstrap)
+    for name, task in result["tasks"].items():
+        shown = (
+            format_ci(task["roc_auc"]) if task["status"] == "ok" else f"skipped: {task['reason']}"
+        )
+        click.echo(f"{name:14s} ROC-AUC {shown}")
+    click.echo(f"→ {Path(run_dir) / 'zeroshot/metrics.json'}")
+
+
+@cli.command()
+@click.option(
+    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A pretrained run."
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    help="Prepared dataset (builds the index).",
+)
+@click.option("--split", default="test", show_default=True)
+@click.option(
+    "--image", type=click.Path(path_type=Path), help="Ad-hoc query: an X-ray file → top-k reports."
+)
+@click.option("--text", help="Ad-hoc query: a report text → top-k images.")
+@click.option("-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
+def retrieve(
+    run_dir: Path,
+    data_dir: Path | None,
+    split: str,
+    image: Path | None,
+    text: str | None,
+    top_k: int,
+) -> None:
+    """Image↔report retrieval: Recall@1/5/10 and median rank on a split (with --data), or an
+    ad-hoc --image / --text query against the saved index."""
+    from chestclip.retrieval.stage import query, run_retrieval
+
+    if data_dir is not None:
+        metrics = run_retrieval(run_dir, data_dir, split)
+        for direction in ("image_to_report", "report_to_image"):
+            values = metrics[direction]
+            shown = "  ".join(
+                f"R@{k} {values[f'recall@{k}']:.3f} (chance {values[f'chance@{k}']:.3f})"
+                for k in (1, 5, 10)
+            )
+            click.echo(f"{direction:16s} {shown}  median rank {values['median_rank']:g}")
+    if image is not None or text is not None:
+        click.echo(query(run_dir, split, image, text, top_k).to_string(index=False))
+    elif data_dir is None:
+        raise click.UsageError("give --data to evaluate retrieval, or --image/--text to query")
+
+
 @cli.group()
 def baseline() -> None:
     """Baselines every reported score is compared with."""

@@ -102,3 +102,35 @@ def plot_reliability(curves: Mapping[str, pd.DataFrame], path: str | Path) -> No
 
 def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def plot_recall_vs_chance(directions: Mapping[str, Mapping[str, float]], path: str | Path) -> None:
+    """Recall@K per retrieval direction ``{direction: {"recall@K": r, "chance@K": c}}`` as bars,
+    the chance level of each K as a dashed tick over its bar."""
+    figure, axes = plt.subplots(
+        1, len(directions), figsize=(4.5 * len(directions), 4), squeeze=False
+    )
+    for ax, (direction, values) in zip(axes[0], directions.items(), strict=True):
+        ks = sorted(int(key.split("@")[1]) for key in values if key.startswith("recall@"))
+        positions = np.arange(len(ks))
+        ax.bar(
+            positions,
+            [values[f"recall@{k}"] for k in ks],
+            color="tab:blue",
+            alpha=0.8,
+            label="recall",
+        )
+        for x, k in zip(positions, ks, strict=True):
+            label = "chance" if x == 0 else None
+            ax.hlines(
+                values[f"chance@{k}"],
+                x - 0.4,
+                x + 0.4,
+                colors="black",
+                linestyles="--",
+                label=label,
+            )
+        ax.set_xticks(positions, [f"R@{k}" for k in ks])
+        ax.set(ylim=(0, 1), title=direction.replace("_", " "), ylabel="recall")
+        ax.legend(loc="upper left", fontsize="small")
+    save_figure(figure, path)

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+# what each kind of head reads: the image embedding, the report embedding, or both concatenated
+HEAD_INPUTS = {"multimodal": ("image", "text"), "image": ("image",), "text": ("text",)}
+
 
 class MLPHead(nn.Module):
     """``features`` [B, in_dim] → logits [B, n_classes]; softmax over normal/diseased."""

@@ -22,12 +22,11 @@ from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.features import FeatureCache
 from chestclip.models import load_clip, resolve_clip_dir
-from chestclip.models.heads import MLPHead
+from chestclip.models.heads import HEAD_INPUTS, MLPHead
 from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
 from chestclip.utils.io import atomic_directory
 
 HEADS_DIR = "heads"
-HEAD_INPUTS = {"multimodal": ("image", "text"), "image": ("image",), "text": ("text",)}
 FEATURE_CHOICES = {
     "both": ("multimodal",),
     "image": ("image",),

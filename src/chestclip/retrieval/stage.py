@@ -1,0 +1,92 @@
+"""``chestclip zeroshot`` and ``chestclip retrieve``: the trained CLIP without any head.
+
+Writes ``RUN/zeroshot/metrics.json`` + ``RUN/plots/zeroshot_auc.png`` and
+``RUN/retrieval/metrics.json``, ``RUN/retrieval/index-<split>/`` (reused by ad-hoc queries and
+report drafts) + ``RUN/plots/retrieval_recall.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from chestclip.data import PreparedData
+from chestclip.data.images import load_xray
+from chestclip.data.text import clean_text
+from chestclip.evaluation.features import FeatureCache, encode_images, encode_texts
+from chestclip.evaluation.figures import plot_modality_bars, plot_recall_vs_chance
+from chestclip.models import load_clip, resolve_clip_dir
+from chestclip.retrieval.index import EmbeddingIndex, build_index
+from chestclip.retrieval.metrics import evaluate_retrieval
+from chestclip.retrieval.prompts import load_prompts
+from chestclip.retrieval.zeroshot import evaluate_zero_shot
+from chestclip.utils.io import atomic_write_json
+
+
+def run_zero_shot(
+    run: str | Path,
+    data_dir: str | Path,
+    prompts: str | Path | None = None,
+    split: str = "test",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Zero-shot AUC with CIs per prompt task on ``split``."""
+    run = Path(run)
+    model, tokenizer = load_clip(run)
+    data = PreparedData(data_dir)
+    cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
+    result = evaluate_zero_shot(
+        model, tokenizer, data, load_prompts(prompts), split, cache.images(split), n_boot, seed
+    )
+    atomic_write_json(run / "zeroshot/metrics.json", result)
+    aucs = {
+        name: (t["roc_auc"]["value"], t["roc_auc"]["ci_low"], t["roc_auc"]["ci_high"])
+        for name, t in result["tasks"].items()
+        if t["status"] == "ok"
+    }
+    plot_modality_bars(aucs, run / "plots/zeroshot_auc.png", metric="zero-shot ROC-AUC")
+    return result
+
+
+def index_path(run: Path, split: str) -> Path:
+    return run / "retrieval" / f"index-{split}"
+
+
+def run_retrieval(run: str | Path, data_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Recall@1/5/10 and median rank both ways on ``split``; saves the split's and the training
+    split's embedding indexes (the latter for nearest-report drafts)."""
+    run = Path(run)
+    model, tokenizer = load_clip(run)
+    data = PreparedData(data_dir)
+    for name in dict.fromkeys((split, "train")):
+        build_index(model, tokenizer, data, name).save(index_path(run, name))
+    metrics = evaluate_retrieval(EmbeddingIndex.load(index_path(run, split)))
+    metrics = {"split": split, **metrics}
+    atomic_write_json(run / "retrieval/metrics.json", metrics)
+    directions = {d: metrics[d] for d in ("image_to_report", "report_to_image")}
+    plot_recall_vs_chance(directions, run / "plots/retrieval_recall.png")
+    return metrics
+
+
+def query(
+    run: str | Path,
+    split: str = "test",
+    image: str | Path | None = None,
+    text: str | None = None,
+    k: int = 5,
+) -> pd.DataFrame:
+    """Ad-hoc search in a saved index: an image file → top-k studies (reports), or a text → top-k
+    images. Run ``run_retrieval`` first to build the index."""
+    run = Path(run)
+    model, tokenizer = load_clip(run)
+    index = EmbeddingIndex.load(index_path(run, split))
+    if image is not None:
+        pixels = load_xray(str(image), model.config.image_size)[None]
+        return index.search_by_image(encode_images(model, pixels)[0], k)
+    if text is None:
+        raise ValueError("query needs an image or a text")
+    cleaned = clean_text(text, index.meta["clean_mode"])
+    return index.search_by_text(encode_texts(model, tokenizer, [cleaned])[0], k)

@@ -1,0 +1,126 @@
+"""Faithfulness and localisation metrics, on the hand-built ViT lesion detector (see conftest):
+its score reads only patches brighter than mid-grey, so the lesion mask is a perfect map."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from chestclip.explain import (
+    area_fraction,
+    explain,
+    faithfulness,
+    head_score,
+    perturbation_curve,
+    pointing_hit,
+    randomisation_check,
+    randomised_copy,
+    topk_iou,
+)
+from chestclip.explain.faithfulness import cell_index, perturbation_reference, saliency_order
+
+GRID = (8, 8)
+
+
+@pytest.mark.parametrize("baseline", ["mean", "blur"])
+def test_an_oracle_map_beats_a_random_order(vit_detector, lesion, baseline):
+    model, head = vit_detector
+    probability = head_score(model, head, "image", probability=True)
+    oracle = lesion.mask.astype(np.float32)
+    result = faithfulness(
+        lesion.pixels, oracle, probability, GRID, baseline, seed=0, repeats=3, steps=16
+    )
+    assert result.deletion.auc < result.random_deletion.auc
+    assert result.insertion.auc > result.random_insertion.auc
+
+
+def test_curves_run_from_the_image_to_its_reference(vit_detector, lesion):
+    model, head = vit_detector
+    probability = head_score(model, head, "image", probability=True)
+    order = saliency_order(lesion.mask.astype(float), GRID)
+    deletion = perturbation_curve(lesion.pixels, order, probability, GRID, "deletion", "mean")
+    insertion = perturbation_curve(lesion.pixels, order, probability, GRID, "insertion", "mean")
+    with torch.no_grad():
+        original = probability(lesion.pixels).item()
+        removed = probability(perturbation_reference(lesion.pixels, "mean", GRID)).item()
+    assert len(deletion.scores) == 65 and deletion.fractions[[0, -1]].tolist() == [0.0, 1.0]
+    assert deletion.scores[[0, -1]] == pytest.approx([original, removed], abs=1e-5)
+    assert insertion.scores[[0, -1]] == pytest.approx([removed, original], abs=1e-5)
+    # the lesion's four cells come first: deleting them takes the score down to the reference's
+    assert original > removed + 0.2 and deletion.scores[4] <= removed
+    coarse = perturbation_curve(lesion.pixels, order, probability, GRID, "deletion", steps=4)
+    assert coarse.fractions.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_saliency_order_and_cells():
+    expected = [[0, 0, 1, 1]] * 2 + [[2, 2, 3, 3]] * 2 + [[4, 4, 5, 5]] * 2
+    assert cell_index((6, 4), (3, 2)).tolist() == expected
+    # uneven sizes: row edges 0, 2, 5, 7 and column edges 0, 2, 5 (rounded)
+    assert np.bincount(cell_index((7, 5), (3, 2)).ravel()).tolist() == [4, 6, 6, 9, 4, 6]
+    heatmap = np.zeros((6, 4))
+    heatmap[4:, 2:] = 1.0  # cell 5
+    heatmap[0:2, 0:2] = 0.5  # cell 0
+    assert saliency_order(heatmap, (3, 2)).tolist() == [5, 0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="does not fit"):
+        cell_index((4, 4), (8, 8))
+
+
+def test_blur_reference_keeps_flat_images_and_softens_edges(lesion):
+    flat = torch.full((1, 1, 64, 64), 0.3)
+    torch.testing.assert_close(perturbation_reference(flat, "blur", GRID), flat)
+    blurred = perturbation_reference(lesion.pixels, "blur", GRID)
+    assert blurred.shape == lesion.pixels.shape
+    assert 0.5 < blurred.max() < 1.0 and blurred.mean() == pytest.approx(0.53, abs=0.01)
+    with pytest.raises(ValueError, match="baseline"):
+        perturbation_reference(flat, "noise", GRID)
+
+
+def test_pointing_game_and_topk_iou_on_hand_made_masks():
+    mask = np.zeros((10, 10), dtype=bool)
+    mask[2:4, 2:4] = True  # 4 % of the image
+    heatmap = np.zeros((10, 10))
+    heatmap[3, 3] = 1.0
+    assert pointing_hit(heatmap, mask)
+    assert not pointing_hit(np.roll(heatmap, 5, axis=1), mask)
+    tied = np.zeros((10, 10))
+    tied[3, 3] = tied[8, 8] = 1.0  # one of the tied maxima is inside: a hit
+    assert pointing_hit(tied, mask)
+    exact = mask.astype(float)
+    assert topk_iou(exact, mask, k=0.04) == 1.0
+    assert topk_iou(exact + 0.0, mask, k=0.08) == pytest.approx(4 / 100)  # ties: all selected
+    graded = np.arange(100, dtype=float).reshape(10, 10)
+    assert topk_iou(graded, mask, k=0.04) == 0.0  # top 4 % is the last row's end
+    assert area_fraction(mask) == pytest.approx(0.04)
+    with pytest.raises(ValueError, match="empty"):
+        pointing_hit(heatmap, np.zeros((10, 10), bool))
+    with pytest.raises(ValueError, match="shape"):
+        topk_iou(heatmap, np.ones((5, 5), bool))
+
+
+def test_randomisation_check_statistic():
+    rng = np.random.default_rng(0)
+    maps = [rng.random((8, 8)) for _ in range(3)]
+    assert randomisation_check(maps, maps) == pytest.approx(1.0)
+    assert randomisation_check(maps, [1 - m for m in maps]) == pytest.approx(-1.0)
+    assert math.isnan(randomisation_check([np.zeros((8, 8))], [maps[0]]))  # flat: no ranks
+
+
+@pytest.mark.parametrize("method", ["attention-gradcam", "gradcam", "rollout"])
+def test_randomising_the_top_changes_maps_and_leaves_the_original(vit_detector, lesion, method):
+    model, head = vit_detector
+    before = {k: v.clone() for k, v in [*model.state_dict().items(), *head.state_dict().items()]}
+    random_model, random_head = randomised_copy(model, head, n_layers=1, seed=0)
+    trained = explain(model, lesion.pixels, head_score(model, head, "image"), method)
+    randomised = explain(
+        random_model, lesion.pixels, head_score(random_model, random_head, "image"), method
+    )
+    assert randomisation_check([trained], [randomised]) < 0.9
+    after = [*model.state_dict().items(), *head.state_dict().items()]
+    assert all(torch.equal(before[k], v) for k, v in after)
+    again, _ = randomised_copy(model, head, n_layers=1, seed=0)
+    torch.testing.assert_close(again.state_dict(), random_model.state_dict())  # seeded
+    with pytest.raises(ValueError, match="n_layers"):
+        randomised_copy(model, head, n_layers=3)
