@@ -315,6 +315,66 @@ def retrieve(
         raise click.UsageError("give --data to evaluate retrieval, or --image/--text to query")
 
 
+@cli.command("explain")
+@click.option(
+    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A run with heads."
+)
+@click.option("--image", type=click.Path(path_type=Path), help="One X-ray (PNG/JPEG) to explain.")
+@click.option(
+    "--text", help="With --image: the report text the multimodal head reads (e.g. the indication)."
+)
+@click.option(
+    "--data", "data_dir", type=click.Path(path_type=Path), help="Batch mode: a prepared dataset."
+)
+@click.option("--split", default="test", show_default=True, help="Batch mode: which split.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Batch mode: at most this many frontal images."
+)
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    help="attention-gradcam, gradcam, rollout (ViT) or cnn-gradcam [batch: all that apply].",
+)
+@click.option("--head", help="Head to explain [multimodal; image for --image without --text].")
+@click.option(
+    "--masks",
+    type=click.Path(path_type=Path),
+    help="Lesion masks <image_id>_mask.png [SOURCE/masks].",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Output directory [RUN/explain].")
+def explain_command(
+    run_dir: Path,
+    image: Path | None,
+    text: str | None,
+    data_dir: Path | None,
+    split: str,
+    limit: int | None,
+    methods: tuple[str, ...],
+    head: str | None,
+    masks: Path | None,
+    out: Path | None,
+) -> None:
+    """Grad-CAM heat maps, ROI zone analysis and measured faithfulness."""
+    from chestclip.explain.stage import EXPLAIN_DIR, explain_image, explain_split, summary_table
+
+    out = out or Path(run_dir) / EXPLAIN_DIR
+    if image is not None:
+        result = explain_image(run_dir, image, out, text, methods[0] if methods else None, head)
+        zones = ", ".join(result["top_zones"])
+        probability = result["probability_diseased"]
+        click.echo(f"P(diseased) {probability:.3f} · {result['method']} · top zones: {zones}")
+        click.echo(f"→ {out}")
+        return
+    if data_dir is None:
+        raise click.UsageError("give --image FILE, or --data PREPARED for a batch")
+    summary = explain_split(
+        run_dir, data_dir, split, limit, methods or None, head or "multimodal", out, masks
+    )
+    click.echo(summary_table(summary).to_string(float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"default method: {summary['default_method']} → {out}")
+
+
 @cli.group()
 def baseline() -> None:
     """Baselines every reported score is compared with."""
@@ -391,7 +451,8 @@ def run_config(run_dir: Path, config_file: str | None, overrides: tuple[str, ...
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no tips and banners
+    # Lightning's banners and tips; set on the child logger, which its import does not reset
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

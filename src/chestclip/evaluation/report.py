@@ -90,12 +90,49 @@ def figure(path: Path, title: str) -> str:
     )
 
 
+def faithfulness_table(path: Path) -> str:
+    """Per method: pointing game vs the lesion-area baseline, IoU, deletion/insertion vs random."""
+    summary = json.loads(path.read_text())
+    columns = (
+        ("pointing_game", "pointing game"),
+        ("pointing_baseline_area", "area baseline"),
+        ("topk_iou", "IoU (top 10 %)"),
+        ("deletion_auc", "deletion AUC ↓"),
+        ("random_deletion_auc", "random"),
+        ("insertion_auc", "insertion AUC ↑"),
+        ("random_insertion_auc", "random"),
+        ("randomisation_rank_correlation", "rank corr. after randomisation ↓"),
+        ("seconds_per_image", "s / image"),
+    )
+    header = "".join(f"<th>{title}</th>" for _, title in columns)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(
+            "<td class=num>n/a</td>" if m[key] is None else f"<td class=num>{m[key]:.3f}</td>"
+            for key, _ in columns
+        )
+        + "</tr>"
+        for name, m in summary["methods"].items()
+    )
+    return (
+        f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
+        f"default method: <b>{html.escape(summary['default_method'])}</b>.</p>"
+        f"<table><tr><th>method</th>{header}</tr>{rows}</table>"
+    )
+
+
 def explanations_section(run: Path) -> str:
-    """The explanation stage's gallery when it has run (RUN/explain/*.png), else how to add it."""
-    images = sorted((run / "explain").glob("*.png"))
+    """The explanation stage's results when it has run (RUN/explain/), else how to add them."""
+    explain_dir = run / "explain"
+    images = sorted(explain_dir.glob("*.png"))
     if not images:
         return "<p>No explanations yet: <code>chestclip explain --run RUN ...</code> adds Grad-CAM examples here.</p>"
-    return "".join(figure(p, p.stem.replace("_", " ")) for p in images)
+    table = (
+        faithfulness_table(explain_dir / "faithfulness.json")
+        if (explain_dir / "faithfulness.json").is_file()
+        else ""
+    )
+    return table + "".join(figure(p, p.stem.replace("_", " ")) for p in images)
 
 
 def write_report(run: str | Path) -> Path:

@@ -22,6 +22,7 @@ from chestclip.retrieval.index import EmbeddingIndex, build_index
 from chestclip.retrieval.metrics import evaluate_retrieval
 from chestclip.retrieval.prompts import load_prompts
 from chestclip.retrieval.zeroshot import evaluate_zero_shot
+from chestclip.training.pretrain import read_training_data
 from chestclip.utils.io import atomic_write_json
 
 
@@ -84,7 +85,8 @@ def query(
     model, tokenizer = load_clip(run)
     index = EmbeddingIndex.load(index_path(run, split))
     if image is not None:
-        pixels = load_xray(str(image), model.config.image_size)[None]
+        resize = read_training_data(run)["resize"]
+        pixels = load_xray(str(image), model.config.image_size, resize)[None]
         return index.search_by_image(encode_images(model, pixels)[0], k)
     if text is None:
         raise ValueError("query needs an image or a text")

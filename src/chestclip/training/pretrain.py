@@ -8,6 +8,7 @@ best model, safetensors, with ``metrics.csv``), ``logs/`` (Lightning's CSV log) 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from chestclip.models import (
     build_clip,
     build_tokenizer,
     load_tokenizer,
+    resolve_clip_dir,
     save_clip,
 )
 from chestclip.training.augment import XrayAugment
@@ -38,6 +40,7 @@ from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json
 from chestclip.utils.provenance import environment
 
 CHECKPOINTS, CLIP_DIR, PLOTS = "checkpoints", "clip", "plots"
+TRAINING_DATA = "data.json"  # how the model's inputs were prepared: new inputs must match
 HISTORY_COLUMNS = {
     "train/loss_epoch": "train_loss",
     "val/loss": "val_loss",
@@ -87,6 +90,25 @@ class PretrainResult:
     clip_dir: Path
     history: pd.DataFrame
     best_checkpoint: Path
+
+
+def training_data(data: PreparedData) -> dict[str, Any]:
+    """The preparation a saved model expects of new images and texts (resize, cleaning)."""
+    prepared = data.summary["config"]
+    keys = ("image_size", "resize", "text_fields", "clean", "views")
+    return {
+        "prepared": str(data.root.resolve()),
+        "source": data.summary.get("source"),
+        **{k: prepared[k] for k in keys},
+    }
+
+
+def read_training_data(run: str | Path) -> dict[str, Any]:
+    """``training_data`` as saved with a run's model."""
+    path = resolve_clip_dir(run) / TRAINING_DATA
+    if not path.is_file():
+        raise ChestClipError(f"{path}: missing; was this model trained by `chestclip pretrain`?")
+    return json.loads(path.read_text())
 
 
 def clip_config(config: RunConfig, image_size: int) -> ChestCLIPConfig:
@@ -190,6 +212,7 @@ def pretrain(
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
         save_clip(module.model, tokenizer, run / CLIP_DIR)
+        atomic_write_json(run / CLIP_DIR / TRAINING_DATA, training_data(data))
         frame = history.frame()
         with atomic_path(run / CLIP_DIR / "metrics.csv") as tmp:
             frame.to_csv(tmp, index=False)

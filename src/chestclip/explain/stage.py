@@ -1,0 +1,362 @@
+"""``chestclip explain``: heat maps for one image or a whole split, ROI analysis, and measured
+faithfulness (deletion/insertion vs random order, pointing game and IoU on known lesions,
+randomisation sanity check).
+
+Batch outputs in ``OUT`` (default ``RUN/explain``): ``gallery.png`` (the most confident
+true/false positives/negatives), ``roi.csv`` (per image and method), ``faithfulness.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from chestclip.data import PreparedData
+from chestclip.data.images import fit_square, load_xray
+from chestclip.data.records import FRONTAL
+from chestclip.data.text import clean_text
+from chestclip.errors import ChestClipError
+from chestclip.evaluation.features import FeatureCache, encode_texts
+from chestclip.explain.base import head_score
+from chestclip.explain.faithfulness import (
+    area_fraction,
+    default_grid,
+    faithfulness,
+    pointing_hit,
+    randomisation_check,
+    randomised_copy,
+    topk_iou,
+)
+from chestclip.explain.lexicon import agreement, mentioned_zones
+from chestclip.explain.overlay import OverlayPanel, overlay_caption, save_gallery, save_overlay
+from chestclip.explain.registry import explain, methods_for
+from chestclip.explain.roi import top_zones, zone_masses
+from chestclip.models import ChestCLIP, load_clip, resolve_clip_dir
+from chestclip.training.pretrain import read_training_data
+from chestclip.training.probe import HEADS_DIR, load_head
+from chestclip.utils.io import atomic_path, atomic_write_json
+
+EXPLAIN_DIR = "explain"
+# The default per encoder family: the best-measured method on phantoms (see the README).
+DEFAULT_METHODS = {"vit": "attention-gradcam", "cnn": "cnn-gradcam"}
+GALLERY_PER_CELL = 2
+FAITHFULNESS_STEPS = 16
+
+
+def default_method(model: ChestCLIP) -> str:
+    return DEFAULT_METHODS["vit" if model.image_encoder.token_grid else "cnn"]
+
+
+@dataclass
+class Explainer:
+    """A run's CLIP and one of its heads, ready to score and explain images."""
+
+    model: ChestCLIP
+    tokenizer: Any
+    head: torch.nn.Module
+    info: dict[str, Any]
+
+    @classmethod
+    def load(cls, run: str | Path, head: str = "multimodal") -> Explainer:
+        directory = Path(run) / HEADS_DIR / head
+        if not (directory / "head.json").is_file():
+            raise ChestClipError(
+                f"{run}: no head {head!r} in {HEADS_DIR}/; run `chestclip probe` first"
+            )
+        model, tokenizer = load_clip(run)
+        loaded, info = load_head(directory)
+        if "image" not in info["inputs"]:
+            raise ChestClipError(f"head {head!r} reads no image: choose a multimodal or image head")
+        return cls(model, tokenizer, loaded, info)
+
+    @property
+    def needs_text(self) -> bool:
+        return "text" in self.info["inputs"]
+
+    def text_embedding(self, text: str, clean_mode: str) -> torch.Tensor:
+        cleaned = clean_text(text, clean_mode)
+        return torch.from_numpy(encode_texts(self.model, self.tokenizer, [cleaned])[0])
+
+    def score(self, text_embedding: torch.Tensor | None, probability: bool = False):
+        return head_score(self.model, self.head, self.info["kind"], text_embedding, 1, probability)
+
+    def probability(self, pixels: torch.Tensor, text_embedding: torch.Tensor | None) -> float:
+        with torch.no_grad():
+            return float(self.score(text_embedding, probability=True)(pixels)[0])
+
+
+def as_pixels(image: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W] → float [1, 1, H, W] in [0, 1]."""
+    return torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
+
+
+def explain_image(
+    run: str | Path,
+    image_file: str | Path,
+    out: str | Path,
+    text: str | None = None,
+    method: str | None = None,
+    head: str | None = None,
+) -> dict[str, Any]:
+    """Heat map, overlay PNG and ROI shares for one image file (PNG/JPEG)."""
+    run, out = Path(run), Path(out)
+    explainer = Explainer.load(run, head or ("multimodal" if text else "image"))
+    if explainer.needs_text and not text:
+        raise ChestClipError(
+            "the multimodal head needs --text (e.g. the indication); or use --head image"
+        )
+    prepared = read_training_data(run)
+    image = load_xray(str(image_file), explainer.model.config.image_size, prepared["resize"])
+    pixels = as_pixels(image)
+    text_embedding = (
+        explainer.text_embedding(text, prepared["clean"]) if explainer.needs_text else None
+    )
+    method = method or default_method(explainer.model)
+    heatmap = explain(explainer.model, pixels, explainer.score(text_embedding), method)
+    probability = explainer.probability(pixels, text_embedding)
+    masses = zone_masses(heatmap)
+    zones = mentioned_zones(text) if text else set()
+    stem = Path(image_file).stem
+    save_overlay(
+        out / f"{stem}_{method}.png",
+        image,
+        heatmap,
+        overlay_caption(probability, "diseased", method),
+    )
+    result = {
+        "image": str(image_file),
+        "head": explainer.info["name"],
+        "method": method,
+        "probability_diseased": probability,
+        "zone_masses": masses,
+        "top_zones": [name for name, _ in top_zones(masses)],
+        "mentioned_zones": sorted(zones),
+        "agreement": agreement(masses, zones) if zones else None,
+    }
+    atomic_write_json(out / f"{stem}_{method}.json", result)
+    return result
+
+
+def lesion_mask(masks_dir: Path | None, image_id: str, size: int, resize: str) -> np.ndarray | None:
+    """A phantom's lesion mask fitted to the prepared image exactly as its image was."""
+    path = masks_dir / f"{image_id}_mask.png" if masks_dir else None
+    if path is None or not path.is_file():
+        return None
+    return fit_square(np.asarray(Image.open(path).convert("L")), size, resize) > 127
+
+
+def gallery_rows(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The most confident true/false positives/negatives at ``threshold``."""
+    predicted = table["probability"] >= threshold
+    outcome = np.where(
+        predicted,
+        np.where(table["label"] == 1, "TP", "FP"),
+        np.where(table["label"] == 0, "TN", "FN"),
+    )
+    table = table.assign(outcome=outcome, confidence=(table["probability"] - threshold).abs())
+    picked = (
+        table.sort_values("confidence", ascending=False)
+        .groupby("outcome", sort=False)
+        .head(GALLERY_PER_CELL)
+    )
+    order = {"TP": 0, "FP": 1, "TN": 2, "FN": 3}
+    return picked.sort_values("outcome", key=lambda s: s.map(order))
+
+
+def explain_split(
+    run: str | Path,
+    data_dir: str | Path,
+    split: str = "test",
+    limit: int | None = None,
+    methods: Sequence[str] | None = None,
+    head: str = "multimodal",
+    out: str | Path | None = None,
+    masks_dir: str | Path | None = None,
+    threshold: float = 0.5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Explain the frontal images of ``split`` with every applicable method (or ``methods``)."""
+    run = Path(run)
+    out = Path(out) if out else run / EXPLAIN_DIR
+    explainer = Explainer.load(run, head)
+    model = explainer.model
+    data = PreparedData(data_dir)
+    resize = data.summary["config"]["resize"]
+    masks_dir = Path(masks_dir) if masks_dir else Path(data.summary["source"]) / "masks"
+    methods = list(methods or methods_for(model))
+    cache = FeatureCache(
+        run, model, explainer.tokenizer, data, resolve_clip_dir(run) / "model.safetensors"
+    )
+    table = data.split_images(split)
+    texts = cache.texts(split, explainer.info["text_fields"]) if explainer.needs_text else None
+    frontal = np.flatnonzero((table["projection"] == FRONTAL).to_numpy())
+    frontal = frontal[:limit] if limit else frontal
+    if len(frontal) == 0:
+        raise ChestClipError(f"{data.root}: no frontal images in split {split!r} to explain")
+    findings = table["uid"].map(data.studies.set_index("uid")["findings"])
+
+    rows, maps, pixels_of = [], {m: {} for m in methods}, {}
+    faith = {m: [] for m in methods}
+    for position in frontal:
+        record = table.iloc[position]
+        image = np.asarray(data.array[record["row"]])
+        pixels = as_pixels(image)
+        pixels_of[position] = pixels
+        text_embedding = torch.from_numpy(texts[position]) if texts is not None else None
+        probability = explainer.probability(pixels, text_embedding)
+        mask = lesion_mask(masks_dir, record["image_id"], image.shape[0], resize)
+        zones = mentioned_zones(findings.iloc[position])
+        for method in methods:
+            start = time.perf_counter()
+            heatmap = explain(model, pixels, explainer.score(text_embedding), method)
+            seconds = time.perf_counter() - start
+            maps[method][position] = heatmap
+            masses = zone_masses(heatmap)
+            curves = faithfulness(
+                pixels,
+                heatmap,
+                explainer.score(text_embedding, probability=True),
+                default_grid(model),
+                seed=seed,
+                steps=FAITHFULNESS_STEPS,
+            )
+            faith[method].append(curves)
+            rows.append(
+                {
+                    "image_id": record["image_id"],
+                    "uid": record["uid"],
+                    "label": int(record["label"]),
+                    "probability": probability,
+                    "method": method,
+                    "seconds": seconds,
+                    "empty_map": bool(heatmap.max() == 0),
+                    "top_zones": ";".join(name for name, _ in top_zones(masses)),
+                    "mentioned_zones": ";".join(sorted(zones)),
+                    "agreement": agreement(masses, zones)
+                    if zones and heatmap.max() > 0
+                    else math.nan,
+                    "pointing_hit": pointing_hit(heatmap, mask)
+                    if mask is not None and mask.any()
+                    else None,
+                    "topk_iou": topk_iou(heatmap, mask)
+                    if mask is not None and mask.any()
+                    else None,
+                    "lesion_area": area_fraction(mask) if mask is not None and mask.any() else None,
+                    "deletion_auc": curves.deletion.auc,
+                    "random_deletion_auc": curves.random_deletion.auc,
+                    "insertion_auc": curves.insertion.auc,
+                    "random_insertion_auc": curves.random_insertion.auc,
+                    **{f"mass_{zone}": value for zone, value in masses.items()},
+                }
+            )
+    roi = pd.DataFrame(rows)
+    summary = summarise(
+        roi, methods, randomisation(explainer, methods, maps, pixels_of, texts, seed)
+    )
+    with atomic_path(out / "roi.csv") as tmp:
+        roi.to_csv(tmp, index=False)
+    atomic_write_json(
+        out / "faithfulness.json", {"split": split, "head": explainer.info["name"], **summary}
+    )
+
+    best = summary["default_method"]
+    per_image = roi[roi["method"] == best].drop_duplicates("image_id").set_index("image_id")
+    chosen = gallery_rows(per_image.reset_index(), threshold)
+    positions = {table.iloc[p]["image_id"]: p for p in frontal}
+    panels = [
+        OverlayPanel(
+            np.asarray(data.array[table.iloc[positions[r.image_id]]["row"]]),
+            maps[best][positions[r.image_id]],
+            f"{r.outcome} · P={r.probability:.2f} · {r.image_id}",
+        )
+        for r in chosen.itertuples()
+    ]
+    save_gallery(
+        out / "gallery.png", panels, columns=4, title=f"{explainer.info['name']} head · {best}"
+    )
+    return summary
+
+
+def randomisation(
+    explainer, methods, maps, pixels_of, texts, seed, n_images: int = 8
+) -> dict[str, float]:
+    """Rank correlation between the trained model's maps and those of a copy whose head and last
+    encoder block are re-initialised (a faithful method's maps must change)."""
+    model, head = randomised_copy(explainer.model, explainer.head, n_layers=1, seed=seed)
+    shuffled = Explainer(model.eval(), explainer.tokenizer, head.eval(), explainer.info)
+    result = {}
+    for method in methods:
+        positions = list(maps[method])[:n_images]
+        randomised = []
+        for position in positions:
+            text = torch.from_numpy(texts[position]) if texts is not None else None
+            randomised.append(explain(model, pixels_of[position], shuffled.score(text), method))
+        result[method] = randomisation_check([maps[method][p] for p in positions], randomised)
+    return result
+
+
+def _mean(values: pd.Series) -> float | None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else None
+
+
+def summarise(
+    roi: pd.DataFrame, methods: Sequence[str], rank_correlation: dict[str, float]
+) -> dict[str, Any]:
+    """Per method: pointing-game hit rate vs the lesion-area baseline, IoU, deletion/insertion AUC
+    vs random order, randomisation rank correlation, seconds per image. The default is the
+    method with the best pointing game where lesions are known, else the best deletion gap."""
+    per_method = {}
+    for method in methods:
+        part = roi[roi["method"] == method]
+        lesions = part.dropna(subset=["pointing_hit"])
+        per_method[method] = {
+            "images": len(part),
+            "empty_maps": int(part["empty_map"].sum()),
+            "images_with_lesion": len(lesions),
+            "pointing_game": _mean(lesions["pointing_hit"].astype(float)),
+            "pointing_baseline_area": _mean(lesions["lesion_area"]),
+            "topk_iou": _mean(lesions["topk_iou"]),
+            "deletion_auc": _mean(part["deletion_auc"]),
+            "random_deletion_auc": _mean(part["random_deletion_auc"]),
+            "insertion_auc": _mean(part["insertion_auc"]),
+            "random_insertion_auc": _mean(part["random_insertion_auc"]),
+            "randomisation_rank_correlation": rank_correlation[method],
+            "seconds_per_image": _mean(part["seconds"]),
+            "agreement_with_report": _mean(part["agreement"]),
+        }
+
+    def merit(method: str) -> float:
+        m = per_method[method]
+        if m["pointing_game"] is not None:
+            return m["pointing_game"]
+        return (m["random_deletion_auc"] or 0) - (m["deletion_auc"] or 0)
+
+    return {"methods": per_method, "default_method": max(methods, key=merit)}
+
+
+def summary_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """The per-method faithfulness figures as a table (rows: methods)."""
+    columns = {
+        "pointing_game": "pointing",
+        "pointing_baseline_area": "area baseline",
+        "topk_iou": "IoU top10%",
+        "deletion_auc": "deletion",
+        "random_deletion_auc": "del. random",
+        "insertion_auc": "insertion",
+        "random_insertion_auc": "ins. random",
+        "randomisation_rank_correlation": "rand. rank corr",
+        "seconds_per_image": "s/image",
+        "images": "images",
+    }
+    table = pd.DataFrame(summary["methods"]).T[list(columns)].rename(columns=columns)
+    return table.apply(pd.to_numeric, errors="coerce")
