@@ -214,12 +214,14 @@ def explain_split(
         text_embedding = torch.from_numpy(texts[position]) if texts is not None else None
         probability = explainer.probability(pixels, text_embedding)
         mask = lesion_mask(masks_dir, record["image_id"], image.shape[0], resize)
+        has_lesion = mask is not None and bool(mask.any())
         zones = mentioned_zones(findings.iloc[position])
         for method in methods:
             start = time.perf_counter()
             heatmap = explain(model, pixels, explainer.score(text_embedding), method)
             seconds = time.perf_counter() - start
             maps[method][position] = heatmap
+            flat = bool(heatmap.max() == heatmap.min())
             masses = zone_masses(heatmap)
             curves = faithfulness(
                 pixels,
@@ -238,19 +240,18 @@ def explain_split(
                     "probability": probability,
                     "method": method,
                     "seconds": seconds,
-                    "empty_map": bool(heatmap.max() == 0),
+                    "empty_map": flat,
                     "top_zones": ";".join(name for name, _ in top_zones(masses)),
                     "mentioned_zones": ";".join(sorted(zones)),
                     "agreement": agreement(masses, zones)
                     if zones and heatmap.max() > 0
                     else math.nan,
-                    "pointing_hit": pointing_hit(heatmap, mask)
-                    if mask is not None and mask.any()
+                    # a flat map points nowhere: a miss, not a tie won everywhere
+                    "pointing_hit": (not flat and pointing_hit(heatmap, mask))
+                    if has_lesion
                     else None,
-                    "topk_iou": topk_iou(heatmap, mask)
-                    if mask is not None and mask.any()
-                    else None,
-                    "lesion_area": area_fraction(mask) if mask is not None and mask.any() else None,
+                    "topk_iou": topk_iou(heatmap, mask) if has_lesion else None,
+                    "lesion_area": area_fraction(mask) if has_lesion else None,
                     "deletion_auc": curves.deletion.auc,
                     "random_deletion_auc": curves.random_deletion.auc,
                     "insertion_auc": curves.insertion.auc,
