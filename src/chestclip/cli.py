@@ -11,6 +11,16 @@ import click
 from chestclip.errors import ChestClipError
 
 MAX_SKIPPED_SHOWN = 10
+RUN_OPTION = click.option(
+    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A run directory."
+)
+DATA_OPTION = click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A prepared dataset (`chestclip prepare`).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -139,12 +149,8 @@ def pretrain(
 
 
 @cli.command()
-@click.option(
-    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A pretrained run."
-)
-@click.option(
-    "--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Prepared dataset."
-)
+@RUN_OPTION
+@DATA_OPTION
 @click.option(
     "--features",
     type=click.Choice(["both", "image", "text", "all"]),
@@ -178,12 +184,8 @@ def probe(
 
 
 @cli.command()
-@click.option(
-    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A run with heads."
-)
-@click.option(
-    "--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Prepared dataset."
-)
+@RUN_OPTION
+@DATA_OPTION
 @click.option(
     "--threshold",
     type=click.Choice(["youden", "fixed"]),
@@ -235,9 +237,7 @@ def print_metrics(document: dict, out: Path) -> None:
 
 
 @cli.command()
-@click.option(
-    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="An evaluated run."
-)
+@RUN_OPTION
 def report(run_dir: Path) -> None:
     """Write RUN/report.html: config, data, metrics with CIs, every plot (self-contained)."""
     from chestclip.evaluation.report import write_report
@@ -246,12 +246,8 @@ def report(run_dir: Path) -> None:
 
 
 @cli.command()
-@click.option(
-    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A pretrained run."
-)
-@click.option(
-    "--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Prepared dataset."
-)
+@RUN_OPTION
+@DATA_OPTION
 @click.option(
     "--prompts", type=click.Path(path_type=Path), help="Prompt YAML [configs/prompts.yaml]."
 )
@@ -273,9 +269,7 @@ def zeroshot(
 
 
 @cli.command()
-@click.option(
-    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A pretrained run."
-)
+@RUN_OPTION
 @click.option(
     "--data",
     "data_dir",
@@ -316,9 +310,7 @@ def retrieve(
 
 
 @cli.command("explain")
-@click.option(
-    "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A run with heads."
-)
+@RUN_OPTION
 @click.option("--image", type=click.Path(path_type=Path), help="One X-ray (PNG/JPEG) to explain.")
 @click.option(
     "--text", help="With --image: the report text the multimodal head reads (e.g. the indication)."
@@ -414,9 +406,7 @@ def baseline() -> None:
 
 
 @baseline.command("image")
-@click.option(
-    "--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Prepared dataset."
-)
+@DATA_OPTION
 @click.option(
     "--out", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory."
 )

@@ -12,23 +12,18 @@ from __future__ import annotations
 from torch import Tensor
 
 from chestclip.explain.base import (
-    CamMethod,
+    AttentionCamMethod,
     ScoreFunction,
     attention_probabilities,
     eager_attention,
-    is_vit,
     outputs_and_gradients,
     patch_tokens,
 )
-from chestclip.models import ChestCLIP, ImageEncoder
+from chestclip.models import ChestCLIP
 
 
-class AttentionGradCAM(CamMethod):
+class AttentionGradCAM(AttentionCamMethod):
     name = "attention-gradcam"
-    requirement = "a ViT-style encoder (CLS token, attention layers)"
-
-    def applies_to(self, encoder: ImageEncoder) -> bool:
-        return is_vit(encoder)
 
     def grid_map(self, model: ChestCLIP, pixels: Tensor, score_fn: ScoreFunction) -> Tensor:
         encoder = model.image_encoder

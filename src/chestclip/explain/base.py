@@ -240,3 +240,12 @@ class CamMethod(ABC):
         with torch.enable_grad():
             grid_map = self.grid_map(model, pixels, score_fn)
         return to_heatmap(grid_map, tuple(pixels.shape[-2:]))
+
+
+class AttentionCamMethod(CamMethod):
+    """A method that reads a ViT's attention layers."""
+
+    requirement = "a ViT-style encoder (CLS token, attention layers)"
+
+    def applies_to(self, encoder: ImageEncoder) -> bool:
+        return is_vit(encoder)

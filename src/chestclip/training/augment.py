@@ -48,3 +48,10 @@ class XrayAugment:
         mean = warped.mean()
         adjusted = (warped - mean) * (1 + self._uniform(self.contrast)) + mean
         return (adjusted + self._uniform(self.brightness)).clamp(0, 1)
+
+
+def make_augment(
+    enabled: bool, degrees: float, scale: float, shift: float, brightness: float, contrast: float
+) -> XrayAugment | None:
+    """The training-split transform, or None when augmentation is off."""
+    return XrayAugment(degrees, scale, shift, brightness, contrast) if enabled else None

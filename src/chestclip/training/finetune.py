@@ -24,7 +24,7 @@ from chestclip.data import PreparedData, XrayReportDataset
 from chestclip.data.records import FRONTAL
 from chestclip.errors import ChestClipError
 from chestclip.models import build_image_encoder
-from chestclip.training.augment import XrayAugment
+from chestclip.training.augment import make_augment
 from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
 from chestclip.utils.io import atomic_directory
 
@@ -68,14 +68,7 @@ def finetune_image_baseline(
     )
     classifier = ImageClassifier(encoder)
     module = ClassifierModule(classifier, settings.optimizer, settings.lr, settings.weight_decay)
-    augment = settings.augment
-    transform = (
-        XrayAugment(
-            augment.degrees, augment.scale, augment.shift, augment.brightness, augment.contrast
-        )
-        if augment.enabled
-        else None
-    )
+    transform = make_augment(**settings.augment.model_dump())
     projection = FRONTAL if settings.views == "frontal" else None
 
     def loader(split: str, train: bool) -> DataLoader:

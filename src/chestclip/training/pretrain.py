@@ -33,7 +33,7 @@ from chestclip.models import (
     resolve_clip_dir,
     save_clip,
 )
-from chestclip.training.augment import XrayAugment
+from chestclip.training.augment import make_augment
 from chestclip.training.clip_module import ClipModule
 from chestclip.training.datamodule import PairDataModule
 from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json
@@ -153,14 +153,7 @@ def pretrain(
     tokenizer = prepare_tokenizer(config, data, run / "tokenizer", resume)
     model = build_clip(clip_config(config, int(data.array.shape[1])), vocab_size=len(tokenizer))
     module = ClipModule(model, ClipLoss(), **settings.model_dump(include=OPTIMISATION))
-    augment = settings.augment
-    transform = (
-        XrayAugment(
-            augment.degrees, augment.scale, augment.shift, augment.brightness, augment.contrast
-        )
-        if augment.enabled
-        else None
-    )
+    transform = make_augment(**settings.augment.model_dump())
     datamodule = PairDataModule(
         data,
         tokenizer,
