@@ -282,6 +282,9 @@ def zeroshot(
 )
 @click.option("--text", help="Ad-hoc query: a report text → top-k images.")
 @click.option("-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--drafts", is_flag=True, help="With --image: the k nearest TRAINING reports as drafts."
+)
 def retrieve(
     run_dir: Path,
     data_dir: Path | None,
@@ -289,10 +292,11 @@ def retrieve(
     image: Path | None,
     text: str | None,
     top_k: int,
+    drafts: bool,
 ) -> None:
     """Image↔report retrieval: Recall@1/5/10 and median rank on a split (with --data), or an
     ad-hoc --image / --text query against the saved index."""
-    from chestclip.retrieval.stage import query, run_retrieval
+    from chestclip.retrieval.stage import draft_reports, query, run_retrieval
 
     if data_dir is not None:
         metrics = run_retrieval(run_dir, data_dir, split)
@@ -303,7 +307,9 @@ def retrieve(
                 for k in (1, 5, 10)
             )
             click.echo(f"{direction:16s} {shown}  median rank {values['median_rank']:g}")
-    if image is not None or text is not None:
+    if image is not None and drafts:
+        click.echo(draft_reports(run_dir, image, top_k).to_string(index=False))
+    elif image is not None or text is not None:
         click.echo(query(run_dir, split, image, text, top_k).to_string(index=False))
     elif data_dir is None:
         raise click.UsageError("give --data to evaluate retrieval, or --image/--text to query")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from chestclip.data import PreparedData
@@ -18,7 +19,7 @@ from chestclip.data.text import clean_text
 from chestclip.evaluation.features import FeatureCache, encode_images, encode_texts
 from chestclip.evaluation.figures import plot_modality_bars, plot_recall_vs_chance
 from chestclip.models import load_clip, resolve_clip_dir
-from chestclip.retrieval.index import EmbeddingIndex, build_index
+from chestclip.retrieval.index import EmbeddingIndex, build_index, nearest_reports
 from chestclip.retrieval.metrics import evaluate_retrieval
 from chestclip.retrieval.prompts import load_prompts
 from chestclip.retrieval.zeroshot import evaluate_zero_shot
@@ -72,6 +73,21 @@ def run_retrieval(run: str | Path, data_dir: str | Path, split: str = "test") ->
     return metrics
 
 
+def image_embedding(run: Path, model, image: str | Path) -> np.ndarray:
+    """[D]: an X-ray file prepared the way the model's training images were."""
+    resize = read_training_data(run)["resize"]
+    return encode_images(model, load_xray(str(image), model.config.image_size, resize)[None])[0]
+
+
+def draft_reports(run: str | Path, image: str | Path, k: int = 3) -> pd.DataFrame:
+    """Nearest-report drafts for a new image: the ``k`` most similar distinct TRAINING reports
+    (findings, impression) with their similarities, from the saved training-split index."""
+    run = Path(run)
+    model, _ = load_clip(run)
+    index = EmbeddingIndex.load(index_path(run, "train"))
+    return nearest_reports(index, image_embedding(run, model, image), k)
+
+
 def query(
     run: str | Path,
     split: str = "test",
@@ -85,9 +101,7 @@ def query(
     model, tokenizer = load_clip(run)
     index = EmbeddingIndex.load(index_path(run, split))
     if image is not None:
-        resize = read_training_data(run)["resize"]
-        pixels = load_xray(str(image), model.config.image_size, resize)[None]
-        return index.search_by_image(encode_images(model, pixels)[0], k)
+        return index.search_by_image(image_embedding(run, model, image), k)
     if text is None:
         raise ValueError("query needs an image or a text")
     cleaned = clean_text(text, index.meta["clean_mode"])
