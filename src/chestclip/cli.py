@@ -241,8 +241,10 @@ def print_metrics(document: dict, out: Path) -> None:
 def report(run_dir: Path) -> None:
     """Write RUN/report.html: config, data, metrics with CIs, every plot (self-contained)."""
     from chestclip.evaluation.report import write_report
+    from chestclip.inference.model_card import write_model_card
 
     click.echo(f"→ {write_report(run_dir)}")
+    click.echo(f"→ {write_model_card(run_dir)}")
 
 
 @cli.command()
@@ -404,6 +406,90 @@ def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite:
         f"image→report retrieval: R@5 {recall['recall@5']:.3f} (chance {recall['chance@5']:.3f})"
     )
     click.echo(f"finished in {result.seconds:.0f} s → open {result.report}")
+
+
+@cli.command()
+@RUN_OPTION
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--indication", help="The indication (known before reading): enables indication-only heads."
+)
+@click.option(
+    "--cam-dir", type=click.Path(path_type=Path), help="Write an overlay PNG per file here."
+)
+@click.option("--method", help="Heat-map method [the encoder's default].")
+@click.option(
+    "--drafts",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Nearest training reports to show (needs `chestclip retrieve` to have built the index).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON lines).")
+def predict(
+    run_dir: Path,
+    files: tuple[Path, ...],
+    indication: str | None,
+    cam_dir: Path | None,
+    method: str | None,
+    drafts: int,
+    as_json: bool,
+) -> None:
+    """P(diseased) for PNG, JPEG or DICOM files, with decisions, ROI zones and overlays."""
+    import json
+
+    from chestclip.inference.predict import predict_files
+
+    failed = 0
+    for result in predict_files(run_dir, files, indication, cam_dir, method, drafts):
+        if result.error:
+            failed += 1
+            click.echo(f"chestclip: error: {result.error}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps(result.as_dict(), default=str))
+            continue
+        click.echo(result.file)
+        for head, probability in result.probabilities.items():
+            threshold, decision = result.thresholds[head], result.decisions[head]
+            verdict = (
+                f"{decision} (threshold {threshold:.3f})"
+                if threshold is not None
+                else "no threshold: run evaluate"
+            )
+            click.echo(f"  {head:24s} P(diseased) {probability:.3f} → {verdict}")
+        zones = (
+            ", ".join(f"{zone} {share:.0%}" for zone, share in result.top_zones) or "map is empty"
+        )
+        click.echo(
+            f"  top zones: {zones}" + (f"  overlay: {result.overlay}" if result.overlay else "")
+        )
+        for draft in result.drafts:
+            report = f"{draft['findings']} {draft['impression']}".strip()
+            click.echo(f"  draft {draft['rank']} ({draft['similarity']:.2f}): {report}")
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command("run")
+@click.option(
+    "--config", "config_file", required=True, help="YAML path or packaged name (paper, tiny)."
+)
+@click.option(
+    "--source", required=True, type=click.Path(path_type=Path), help="The IU X-Ray download."
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value."
+)
+def run_command(config_file: str, source: Path, out: Path, overrides: tuple[str, ...]) -> None:
+    """Every stage in order (prepare, pretrain, probe, evaluate, explain, report); stages whose
+    config and inputs are unchanged are skipped, and a killed run resumes where it stopped."""
+    from chestclip.config import load_run_config
+    from chestclip.pipeline import run_pipeline
+
+    run = run_pipeline(load_run_config(config_file, list(overrides)), source, out, log=click.echo)
+    click.echo(f"→ {run / 'report.html'}")
 
 
 @cli.group()

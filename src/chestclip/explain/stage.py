@@ -67,16 +67,26 @@ class Explainer:
 
     @classmethod
     def load(cls, run: str | Path, head: str = "multimodal") -> Explainer:
-        directory = Path(run) / HEADS_DIR / head
-        if not (directory / "head.json").is_file():
-            raise ChestClipError(
-                f"{run}: no head {head!r} in {HEADS_DIR}/; run `chestclip probe` first"
-            )
+        return cls.load_heads(run, [head])[head]
+
+    @classmethod
+    def load_heads(cls, run: str | Path, heads: Sequence[str]) -> dict[str, Explainer]:
+        """One explainer per head, all sharing one copy of the run's CLIP."""
         model, tokenizer = load_clip(run)
-        loaded, info = load_head(directory)
-        if "image" not in info["inputs"]:
-            raise ChestClipError(f"head {head!r} reads no image: choose a multimodal or image head")
-        return cls(model, tokenizer, loaded, info)
+        explainers = {}
+        for head in heads:
+            directory = Path(run) / HEADS_DIR / head
+            if not (directory / "head.json").is_file():
+                raise ChestClipError(
+                    f"{run}: no head {head!r} in {HEADS_DIR}/; run `chestclip probe` first"
+                )
+            loaded, info = load_head(directory)
+            if "image" not in info["inputs"]:
+                raise ChestClipError(
+                    f"head {head!r} reads no image: choose a multimodal or image head"
+                )
+            explainers[head] = cls(model, tokenizer, loaded, info)
+        return explainers
 
     @property
     def needs_text(self) -> bool:

@@ -1,0 +1,1 @@
+"""Inference on new files: ``chestclip predict`` and the model card."""
