@@ -57,7 +57,7 @@ class TrainedHead:
 
 
 def _loader(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool) -> DataLoader:
-    dataset = TensorDataset(torch.from_numpy(features).float(), torch.from_numpy(labels).long())
+    dataset = TensorDataset(torch.tensor(features, dtype=torch.float32), torch.tensor(labels))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
 
 
