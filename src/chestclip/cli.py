@@ -493,6 +493,54 @@ def run_command(config_file: str, source: Path, out: Path, overrides: tuple[str,
 
 
 @cli.group()
+def download() -> None:
+    """Fetch public data sets (resumable, verified)."""
+
+
+@download.command("iu-xray")
+@click.option(
+    "--dest", required=True, type=click.Path(path_type=Path), help="Where the archives go."
+)
+@click.option("--base-url", help="Mirror of the OpenI collection [official OpenI URL].")
+@click.option("--only", type=click.Choice(["reports", "images"]), help="Just one archive.")
+@click.option(
+    "--no-extract",
+    is_flag=True,
+    help="Keep the archives packed (saves ~14 GB): `chestclip prepare` reads them directly.",
+)
+@click.option(
+    "--sha256",
+    "checksums",
+    multiple=True,
+    metavar="NAME=HEX",
+    help="Expected checksum (repeatable).",
+)
+def download_iu_xray_command(
+    dest: Path, base_url: str | None, only: str | None, no_extract: bool, checksums: tuple[str, ...]
+) -> None:
+    """The OpenI IU X-Ray archives (NLMCXR_reports.tgz, NLMCXR_png.tgz), with progress, resume
+    of partial downloads, size/checksum checks and safe extraction."""
+    from chestclip.data.download import (
+        DEFAULT_BASE_URL,
+        IU_XRAY_ARCHIVES,
+        download_iu_xray,
+        parse_sha256,
+    )
+
+    files = (IU_XRAY_ARCHIVES[only],) if only else tuple(IU_XRAY_ARCHIVES.values())
+    result = download_iu_xray(
+        dest,
+        base_url or DEFAULT_BASE_URL,
+        files=files,
+        extract=not no_extract,
+        expected=parse_sha256(checksums),
+    )
+    for item in result.files:
+        click.echo(item.describe())
+    click.echo(f"→ {result.dest}")
+
+
+@cli.group()
 def baseline() -> None:
     """Baselines every reported score is compared with."""
 
