@@ -11,26 +11,17 @@ import argparse
 import time
 
 import torch
-from transformers import BertConfig, ViTConfig
 
 from chestclip.explain import explain, head_score
 from chestclip.explain.registry import methods_for
 from chestclip.models import ChestCLIPConfig, build_clip
 from chestclip.models.heads import MLPHead
+from full_size import random_paper_clip
 
 
 def model_for(name: str) -> tuple[torch.nn.Module, int]:
     if name == "vit-b16":
-        vit, bert = ViTConfig(), BertConfig()  # ViT-B/16 at 224 px, BERT-base
-        config = ChestCLIPConfig(
-            image_encoder="vit-b16-random",
-            text_encoder="bert-base-random",
-            image_encoder_config=vit.to_dict(),
-            text_encoder_config=bert.to_dict(),
-            image_mean=[0.5] * 3,
-            image_std=[0.5] * 3,
-        )
-        return build_clip(config).eval(), 224
+        return random_paper_clip().eval(), 224
     config = ChestCLIPConfig(
         image_encoder=name, text_encoder="tiny-bert", embed_dim=64, image_size=64
     )

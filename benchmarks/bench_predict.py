@@ -18,28 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from transformers import BertConfig, ViTConfig
 
 from chestclip.data.readers import read_xray_for_model
 from chestclip.explain import explain, head_score
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.inference.predict import predict_files
-from chestclip.models import ChestCLIPConfig, build_clip
 from chestclip.models.heads import MLPHead
+from full_size import random_paper_clip
 
 
 def vit_b16_seconds(png: Path, repeats: int) -> float:
-    vit, bert = ViTConfig(), BertConfig()
-    config = ChestCLIPConfig(
-        image_encoder="vit-b16-random",
-        text_encoder="bert-base-random",
-        image_encoder_config=vit.to_dict(),
-        text_encoder_config=bert.to_dict(),
-        image_mean=[0.5] * 3,
-        image_std=[0.5] * 3,
-    )
-    model = build_clip(config).eval()
-    head = MLPHead(config.embed_dim, (512, 512)).eval()
+    model = random_paper_clip().eval()
+    head = MLPHead(model.config.embed_dim, (512, 512)).eval()
     score = head_score(model, head, "image")
     start = time.perf_counter()
     for _ in range(repeats):

@@ -16,7 +16,8 @@ import time
 import torch
 from transformers import BertConfig, ViTConfig
 
-from chestclip.models import ChestCLIPConfig, ClipLoss, build_clip
+from chestclip.models import ClipLoss
+from full_size import random_paper_clip
 
 
 def transformer_forward_flops(layers: int, hidden: int, intermediate: int, tokens: int) -> float:
@@ -58,13 +59,8 @@ def main() -> None:
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    vit, bert = ViTConfig(), BertConfig()  # the defaults are ViT-B/16 at 224 px and BERT-base
-    config = ChestCLIPConfig(
-        image_encoder="vit-b16-random", text_encoder="bert-base-random", attn_implementation="sdpa",
-        image_encoder_config=vit.to_dict(), text_encoder_config=bert.to_dict(),
-        image_mean=[0.5] * 3, image_std=[0.5] * 3, max_text_length=args.text_length,
-    )  # fmt: skip
-    model = build_clip(config).to(device).train()
+    model = random_paper_clip(args.text_length).to(device).train()
+    vit, bert, config = ViTConfig(), BertConfig(), model.config  # what random_paper_clip builds
     loss_fn = ClipLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     step_model = torch.compile(model) if args.compile else model

@@ -1,0 +1,24 @@
+"""The paper's full-size CLIP with random weights (the hub is unreachable on benchmark machines;
+speed does not depend on the weights), shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+from transformers import BertConfig, ViTConfig
+
+from chestclip.models import ChestCLIP, ChestCLIPConfig, build_clip
+
+
+def random_paper_clip(max_text_length: int = 128, attn_implementation: str = "sdpa") -> ChestCLIP:
+    """ViT-B/16 at 224 px + BERT-base (transformers' default configs), 512-d projections."""
+    vit, bert = ViTConfig(), BertConfig()
+    config = ChestCLIPConfig(
+        image_encoder="vit-b16-random",
+        text_encoder="bert-base-random",
+        attn_implementation=attn_implementation,
+        image_encoder_config=vit.to_dict(),
+        text_encoder_config=bert.to_dict(),
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+        max_text_length=max_text_length,
+    )
+    return build_clip(config)
