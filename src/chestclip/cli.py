@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -616,6 +617,8 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1."""
     # Lightning's banners and tips; set on the child logger, which its import does not reset
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    # a deprecation inside Lightning itself, printed on every step; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
