@@ -114,6 +114,12 @@ class PretrainConfig(_Section):
     limit_train_batches: float | int = 1.0
     log_every_n_steps: int = Field(10, ge=1)
 
+    def trainer_options(self) -> dict[str, Any]:
+        """The ``lightning.Trainer`` arguments these settings fix (hardware, precision, length)."""
+        keys = ("accelerator", "devices", "strategy", "num_nodes", "precision",
+                "accumulate_grad_batches", "limit_train_batches", "log_every_n_steps")  # fmt: skip
+        return {"max_epochs": self.epochs, **{key: getattr(self, key) for key in keys}}
+
 
 class ProbeConfig(_Section):
     """Classifier heads on frozen CLIP features (the paper's MLP 1024→512→512→2)."""

@@ -84,12 +84,7 @@ def finetune_image_baseline(
             loader("train", True),
             loader("val", False),
             tmp,
-            max_epochs=settings.epochs,
-            accelerator=settings.accelerator,
-            devices=settings.devices,
-            strategy=settings.strategy,
-            precision=settings.precision,
-            log_every_n_steps=settings.log_every_n_steps,
+            **settings.trainer_options(),
         )
         frames = []
         for split in splits:

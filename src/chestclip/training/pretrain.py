@@ -177,15 +177,7 @@ def pretrain(
             EarlyStopping("val/loss", patience=settings.early_stopping_patience, mode="min")
         )
     trainer = L.Trainer(
-        max_epochs=settings.epochs,
-        accelerator=settings.accelerator,
-        devices=settings.devices,
-        strategy=settings.strategy,
-        num_nodes=settings.num_nodes,
-        precision=settings.precision,
-        accumulate_grad_batches=settings.accumulate_grad_batches,
-        limit_train_batches=settings.limit_train_batches,
-        log_every_n_steps=settings.log_every_n_steps,
+        **settings.trainer_options(),
         callbacks=callbacks,
         logger=CSVLogger(run, name="logs"),
         default_root_dir=run,
