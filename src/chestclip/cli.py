@@ -598,11 +598,10 @@ def baseline_text(
 
 
 def format_ci(metric: dict) -> str:
-    if metric["value"] is None:
-        return "n/a"
-    if metric["ci_low"] is None:
-        return f"{metric['value']:.3f}"
-    return f"{metric['value']:.3f} ({metric['ci_low']:.3f}–{metric['ci_high']:.3f})"
+    """A metric with its CI; imported here so `chestclip --help` does not load scikit-learn."""
+    from chestclip.evaluation.metrics import format_with_ci
+
+    return format_with_ci(metric)
 
 
 def run_config(run_dir: Path, config_file: str | None, overrides: tuple[str, ...]):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -422,3 +422,18 @@ def evaluate_head(
             for level, frame in frames.items()
         },
     }
+
+
+def metric_parts(metric: dict[str, Any]) -> tuple[str, str]:
+    """A metrics.json entry as printed everywhere: ("0.829", "(0.768–0.883)"); the CI part is
+    empty without an interval, and the value reads "n/a" where the metric is undefined."""
+    if metric["value"] is None:
+        return "n/a", ""
+    if metric["ci_low"] is None:
+        return f"{metric['value']:.3f}", ""
+    return f"{metric['value']:.3f}", f"({metric['ci_low']:.3f}–{metric['ci_high']:.3f})"
+
+
+def format_with_ci(metric: dict[str, Any]) -> str:
+    """``0.829 (0.768–0.883)``, or just the value when there is no interval."""
+    return " ".join(part for part in metric_parts(metric) if part)

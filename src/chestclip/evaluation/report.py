@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chestclip.errors import ChestClipError
+from chestclip.evaluation.metrics import metric_parts
 from chestclip.utils.io import atomic_write_text
 
 REPORT_METRICS = (
@@ -38,13 +39,8 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}pre{backgr
 
 
 def _cell(metric: dict[str, Any]) -> str:
-    if metric["value"] is None:
-        return "n/a"
-    if metric["ci_low"] is None:
-        return f"{metric['value']:.3f}"
-    return (
-        f"{metric['value']:.3f}<br><small>({metric['ci_low']:.3f}–{metric['ci_high']:.3f})</small>"
-    )
+    value, ci = metric_parts(metric)
+    return f"{value}<br><small>{ci}</small>" if ci else value
 
 
 def metrics_table(heads: dict[str, Any], level: str) -> str:

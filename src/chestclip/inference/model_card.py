@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from chestclip.errors import ChestClipError
+from chestclip.evaluation.metrics import format_with_ci
 from chestclip.utils.io import atomic_write_text
 
 INTENDED_USE = """\
@@ -24,14 +25,6 @@ LIMITATIONS = """\
 - Heat maps show what drove the score of this model, not where disease is; check the measured
   faithfulness (pointing game, deletion/insertion) before reading them clinically.
 - A model trained on phantoms (`chestclip demo`) says nothing about real radiographs."""
-
-
-def _ci(metric: dict) -> str:
-    if metric["value"] is None:
-        return "n/a"
-    if metric["ci_low"] is None:
-        return f"{metric['value']:.3f}"
-    return f"{metric['value']:.3f} ({metric['ci_low']:.3f}–{metric['ci_high']:.3f})"
 
 
 def write_model_card(run: str | Path) -> Path:
@@ -56,8 +49,8 @@ def write_model_card(run: str | Path) -> Path:
     )
     rows = "\n".join(
         f"| {name} | {r['features']} | {', '.join(r['text_fields'] or []) or '—'} | "
-        f"{_ci(r['levels']['image']['metrics']['roc_auc'])} | {_ci(r['levels']['study']['metrics']['roc_auc'])} | "
-        f"{_ci(r['levels']['image']['metrics']['sensitivity'])} | {_ci(r['levels']['image']['metrics']['specificity'])} | "
+        f"{format_with_ci(r['levels']['image']['metrics']['roc_auc'])} | {format_with_ci(r['levels']['study']['metrics']['roc_auc'])} | "
+        f"{format_with_ci(r['levels']['image']['metrics']['sensitivity'])} | {format_with_ci(r['levels']['image']['metrics']['specificity'])} | "
         f"{r['threshold']['value']:.3f} |"
         for name, r in metrics["heads"].items()
     )
