@@ -11,6 +11,7 @@ import torch
 
 from chestclip.explain import (
     area_fraction,
+    energy_in_lesion,
     explain,
     faithfulness,
     head_score,
@@ -98,6 +99,19 @@ def test_pointing_game_and_topk_iou_on_hand_made_masks():
         pointing_hit(heatmap, np.zeros((10, 10), bool))
     with pytest.raises(ValueError, match="shape"):
         topk_iou(heatmap, np.ones((5, 5), bool))
+
+
+def test_energy_in_lesion_against_its_chance_level():
+    mask = np.zeros((10, 10), dtype=bool)
+    mask[2:4, 2:4] = True
+    assert energy_in_lesion(mask.astype(float), mask) == 1.0
+    assert energy_in_lesion(np.ones((10, 10)), mask) == pytest.approx(area_fraction(mask))
+    half = mask.astype(float)
+    half[8, 8:] = 2.0  # 4 units inside, 4 outside
+    assert energy_in_lesion(half, mask) == pytest.approx(0.5)
+    assert energy_in_lesion(np.zeros((10, 10)), mask) == 0.0  # points nowhere
+    with pytest.raises(ValueError, match="empty"):
+        energy_in_lesion(half, np.zeros((10, 10), bool))
 
 
 def test_randomisation_check_statistic():

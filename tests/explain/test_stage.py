@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from chestclip.errors import ChestClipError
-from chestclip.explain.stage import explain_image, explain_split, summary_table
+from chestclip.explain.stage import explain_image, explain_split
+from chestclip.explain.summary import summary_table
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,10 @@ def test_batch_outputs(explained):
     assert method["images_with_lesion"] > 0  # phantom masks found beside the source
     assert 0 <= method["pointing_game"] <= 1 and 0 < method["pointing_baseline_area"] < 0.5
     assert method["randomisation_rank_correlation"] < 0.9  # maps change when the weights do
-    assert summary_table(summary).loc["cnn-gradcam", "images"] == 24
+    assert 0 <= method["energy_in_lesion"] <= 1
+    gain = method["energy_gain"]
+    assert gain["ci_low"] <= gain["value"] <= gain["ci_high"]
+    assert summary_table(summary).loc["cnn-gradcam", "images"] == "24"
 
 
 def test_single_image_with_and_without_text(explained, prepared_phantoms, tmp_path):
@@ -52,3 +56,21 @@ def test_single_image_with_and_without_text(explained, prepared_phantoms, tmp_pa
     assert image_only["head"] == "image" and image_only["mentioned_zones"] == []
     with pytest.raises(ChestClipError, match="needs --text"):
         explain_image(run, path, tmp_path, head="multimodal")
+
+
+def test_the_finetuned_image_baseline_is_explained_like_a_head(prepared_phantoms, tmp_path):
+    from chestclip.config import load_run_config
+    from chestclip.training.finetune import finetune_image_baseline
+
+    finetune_image_baseline(
+        prepared_phantoms, tmp_path, load_run_config("tiny", ["pretrain.epochs=2"])
+    )
+    out = tmp_path / "explain"
+    summary = explain_split(
+        tmp_path, prepared_phantoms, "test", limit=6, head="image-finetuned", out=out
+    )
+    assert json.loads((out / "faithfulness.json").read_text())["head"] == "image-finetuned"
+    method = summary["methods"]["cnn-gradcam"]
+    assert method["images"] == 6 and method["empty_maps"] < 6
+    assert method["randomisation_rank_correlation"] < 0.9
+    assert (out / "gallery.png").is_file()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.metrics import metric_parts
+from chestclip.explain.summary import summary_table
 from chestclip.utils.io import atomic_write_text
 
 REPORT_METRICS = (
@@ -87,28 +89,16 @@ def figure(path: Path, title: str) -> str:
 
 
 def faithfulness_table(path: Path) -> str:
-    """Per method: pointing game vs the lesion-area baseline, IoU, deletion/insertion vs random."""
+    """Per method: localisation vs the lesion-area baseline, deletion/insertion vs random order,
+    the gains over chance with their intervals (explain.summary.SUMMARY_COLUMNS)."""
     summary = json.loads(path.read_text())
-    columns = (
-        ("pointing_game", "pointing game"),
-        ("pointing_baseline_area", "area baseline"),
-        ("topk_iou", "IoU (top 10 %)"),
-        ("deletion_auc", "deletion AUC ↓"),
-        ("random_deletion_auc", "random"),
-        ("insertion_auc", "insertion AUC ↑"),
-        ("random_insertion_auc", "random"),
-        ("randomisation_rank_correlation", "rank corr. after randomisation ↓"),
-        ("seconds_per_image", "s / image"),
-    )
-    header = "".join(f"<th>{title}</th>" for _, title in columns)
+    table = summary_table(summary)
+    header = "".join(f"<th>{html.escape(title)}</th>" for title in table.columns)
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td>"
-        + "".join(
-            "<td class=num>n/a</td>" if m[key] is None else f"<td class=num>{m[key]:.3f}</td>"
-            for key, _ in columns
-        )
+        + "".join(f"<td class=num>{html.escape(cell)}</td>" for cell in row)
         + "</tr>"
-        for name, m in summary["methods"].items()
+        for name, row in table.iterrows()
     )
     return (
         f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
@@ -131,8 +121,21 @@ def explanations_section(run: Path) -> str:
     return table + "".join(figure(p, p.stem.replace("_", " ")) for p in images)
 
 
-def write_report(run: str | Path) -> Path:
-    """Render RUN/report.html from RUN/eval/metrics.json, RUN/plots, RUN/config.yaml, RUN/env.json."""
+def sweep_notice(run: Path, leaderboard: Path | None) -> str:
+    """For the trial a sweep chose: where its leaderboard is, and that the test split was read
+    for this trial alone."""
+    if leaderboard is None:
+        return ""
+    link = html.escape(os.path.relpath(leaderboard, run))
+    return (
+        f'<p>Chosen by a hyperparameter sweep on the validation split (<a href="{link}">leaderboard of every trial</a>); '
+        "the test split below was read for this trial only.</p>"
+    )
+
+
+def write_report(run: str | Path, leaderboard: str | Path | None = None) -> Path:
+    """Render RUN/report.html from RUN/eval/metrics.json, RUN/plots, RUN/config.yaml, RUN/env.json;
+    ``leaderboard``: the sweep that chose this run, linked from the page."""
     run = Path(run)
     metrics_path = run / "eval/metrics.json"
     if not metrics_path.is_file():
@@ -151,6 +154,7 @@ def write_report(run: str | Path) -> Path:
 <h1>chestclip report</h1>
 <p class="notice">Research use only — not a medical device. Run <code>{html.escape(str(run.resolve()))}</code>,
 evaluated {html.escape(metrics["created"])} with chestclip {html.escape(metrics["chestclip_version"])}.</p>
+{sweep_notice(run, Path(leaderboard) if leaderboard else None)}
 <h2>Warnings</h2>{warnings or "<p>none</p>"}
 <h2>Data</h2>{data_table(metrics["data"])}
 <h2>Test metrics per image</h2>

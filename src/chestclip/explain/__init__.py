@@ -17,8 +17,9 @@ Typical use::
 
 Modules: ``base`` (interface, hooks), one module per method (``attention_gradcam``, ``gradcam``,
 ``rollout``, ``cnn_gradcam``), ``registry`` (``METHODS``, ``explain``), ``roi`` (anatomical zones),
-``lexicon`` (zones a report mentions), ``faithfulness`` (deletion/insertion, pointing game,
-randomisation check), ``overlay`` (figures).
+``lexicon`` (zones a report mentions), ``faithfulness`` (deletion/insertion, pointing game, energy
+in the lesion, randomisation check), ``summary`` (per-method figures with intervals, the default
+method), ``overlay`` (figures), ``stage`` (``chestclip explain``).
 """
 
 from chestclip.explain.base import CamMethod, ScoreFunction, head_score, normalise, to_heatmap
@@ -27,6 +28,7 @@ from chestclip.explain.faithfulness import (
     Faithfulness,
     area_fraction,
     default_grid,
+    energy_in_lesion,
     faithfulness,
     perturbation_curve,
     pointing_hit,
@@ -58,6 +60,7 @@ __all__ = [
     "agreement",
     "area_fraction",
     "default_grid",
+    "energy_in_lesion",
     "exclusive_masks",
     "explain",
     "faithfulness",

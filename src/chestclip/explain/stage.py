@@ -30,6 +30,7 @@ from chestclip.explain.base import head_score
 from chestclip.explain.faithfulness import (
     area_fraction,
     default_grid,
+    energy_in_lesion,
     faithfulness,
     pointing_hit,
     randomisation_check,
@@ -40,13 +41,16 @@ from chestclip.explain.lexicon import agreement, mentioned_zones
 from chestclip.explain.overlay import OverlayPanel, overlay_caption, save_gallery, save_overlay
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
+from chestclip.explain.summary import summarise
 from chestclip.models import ChestCLIP, load_clip, resolve_clip_dir
+from chestclip.training.finetune import FINETUNED, ImageClassifier, load_image_baseline
 from chestclip.training.pretrain import read_training_data
 from chestclip.training.probe import HEADS_DIR, load_head
 from chestclip.utils.io import atomic_path, atomic_write_json
 
 EXPLAIN_DIR = "explain"
-# The default per encoder family: the best-measured method on phantoms (see the README).
+# The default per encoder family, measured on phantoms (README, Explanations): the only faithful
+# ViT method on a fine-tuned tiny ViT; the only CNN method.
 DEFAULT_METHODS = {"vit": "attention-gradcam", "cnn": "cnn-gradcam"}
 GALLERY_PER_CELL = 2
 FAITHFULNESS_STEPS = 16
@@ -58,9 +62,10 @@ def default_method(model: ChestCLIP) -> str:
 
 @dataclass
 class Explainer:
-    """A run's CLIP and one of its heads, ready to score and explain images."""
+    """A run's CLIP and one of its heads, ready to score and explain images (or the fine-tuned
+    image baseline, which offers the same ``image_encoder``/``encode_image``)."""
 
-    model: ChestCLIP
+    model: ChestCLIP | ImageClassifier
     tokenizer: Any
     head: torch.nn.Module
     info: dict[str, Any]
@@ -71,10 +76,17 @@ class Explainer:
 
     @classmethod
     def load_heads(cls, run: str | Path, heads: Sequence[str]) -> dict[str, Explainer]:
-        """One explainer per head, all sharing one copy of the run's CLIP."""
-        model, tokenizer = load_clip(run)
+        """One explainer per head, all sharing one copy of the run's CLIP. ``image-finetuned``
+        is the fine-tuned image baseline (``chestclip baseline image``): its own encoder, with its
+        linear layer as the head."""
+        model, tokenizer = load_clip(run) if set(heads) - {FINETUNED} else (None, None)
         explainers = {}
         for head in heads:
+            if head == FINETUNED:
+                classifier, _ = load_image_baseline(run)
+                info = {"name": FINETUNED, "kind": "image", "inputs": ["image"], "text_fields": []}
+                explainers[head] = cls(classifier, None, classifier.classifier, info)
+                continue
             directory = Path(run) / HEADS_DIR / head
             if not (directory / "head.json").is_file():
                 raise ChestClipError(
@@ -125,7 +137,7 @@ def explain_image(
             "the multimodal head needs --text (e.g. the indication); or use --head image"
         )
     prepared = read_training_data(run)
-    image = load_xray(str(image_file), explainer.model.config.image_size, prepared["resize"])
+    image = load_xray(str(image_file), explainer.model.image_encoder.image_size, prepared["resize"])
     pixels = as_pixels(image)
     text_embedding = (
         explainer.text_embedding(text, prepared["clean"]) if explainer.needs_text else None
@@ -203,11 +215,12 @@ def explain_split(
     resize = data.summary["config"]["resize"]
     masks_dir = Path(masks_dir) if masks_dir else Path(data.summary["source"]) / "masks"
     methods = list(methods or methods_for(model))
-    cache = FeatureCache(
-        run, model, explainer.tokenizer, data, resolve_clip_dir(run) / "model.safetensors"
-    )
     table = data.split_images(split)
-    texts = cache.texts(split, explainer.info["text_fields"]) if explainer.needs_text else None
+    texts = None
+    if explainer.needs_text:
+        weights = resolve_clip_dir(run) / "model.safetensors"
+        cache = FeatureCache(run, model, explainer.tokenizer, data, weights)
+        texts = cache.texts(split, explainer.info["text_fields"])
     frontal = np.flatnonzero((table["projection"] == FRONTAL).to_numpy())
     frontal = frontal[:limit] if limit else frontal
     if len(frontal) == 0:
@@ -260,6 +273,7 @@ def explain_split(
                     "pointing_hit": (not flat and pointing_hit(heatmap, mask))
                     if has_lesion
                     else None,
+                    "energy_in_lesion": energy_in_lesion(heatmap, mask) if has_lesion else None,
                     "topk_iou": topk_iou(heatmap, mask) if has_lesion else None,
                     "lesion_area": area_fraction(mask) if has_lesion else None,
                     "deletion_auc": curves.deletion.auc,
@@ -271,7 +285,7 @@ def explain_split(
             )
     roi = pd.DataFrame(rows)
     summary = summarise(
-        roi, methods, randomisation(explainer, methods, maps, pixels_of, texts, seed)
+        roi, methods, randomisation(explainer, methods, maps, pixels_of, texts, seed), seed
     )
     with atomic_path(out / "roi.csv") as tmp:
         roi.to_csv(tmp, index=False)
@@ -313,61 +327,3 @@ def randomisation(
             randomised.append(explain(model, pixels_of[position], shuffled.score(text), method))
         result[method] = randomisation_check([maps[method][p] for p in positions], randomised)
     return result
-
-
-def _mean(values: pd.Series) -> float | None:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    return float(values.mean()) if len(values) else None
-
-
-def summarise(
-    roi: pd.DataFrame, methods: Sequence[str], rank_correlation: dict[str, float]
-) -> dict[str, Any]:
-    """Per method: pointing-game hit rate vs the lesion-area baseline, IoU, deletion/insertion AUC
-    vs random order, randomisation rank correlation, seconds per image. The default is the
-    method with the best pointing game where lesions are known, else the best deletion gap."""
-    per_method = {}
-    for method in methods:
-        part = roi[roi["method"] == method]
-        lesions = part.dropna(subset=["pointing_hit"])
-        per_method[method] = {
-            "images": len(part),
-            "empty_maps": int(part["empty_map"].sum()),
-            "images_with_lesion": len(lesions),
-            "pointing_game": _mean(lesions["pointing_hit"].astype(float)),
-            "pointing_baseline_area": _mean(lesions["lesion_area"]),
-            "topk_iou": _mean(lesions["topk_iou"]),
-            "deletion_auc": _mean(part["deletion_auc"]),
-            "random_deletion_auc": _mean(part["random_deletion_auc"]),
-            "insertion_auc": _mean(part["insertion_auc"]),
-            "random_insertion_auc": _mean(part["random_insertion_auc"]),
-            "randomisation_rank_correlation": rank_correlation[method],
-            "seconds_per_image": _mean(part["seconds"]),
-            "agreement_with_report": _mean(part["agreement"]),
-        }
-
-    def merit(method: str) -> float:
-        m = per_method[method]
-        if m["pointing_game"] is not None:
-            return m["pointing_game"]
-        return (m["random_deletion_auc"] or 0) - (m["deletion_auc"] or 0)
-
-    return {"methods": per_method, "default_method": max(methods, key=merit)}
-
-
-def summary_table(summary: dict[str, Any]) -> pd.DataFrame:
-    """The per-method faithfulness figures as a table (rows: methods)."""
-    columns = {
-        "pointing_game": "pointing",
-        "pointing_baseline_area": "area baseline",
-        "topk_iou": "IoU top10%",
-        "deletion_auc": "deletion",
-        "random_deletion_auc": "del. random",
-        "insertion_auc": "insertion",
-        "random_insertion_auc": "ins. random",
-        "randomisation_rank_correlation": "rand. rank corr",
-        "seconds_per_image": "s/image",
-        "images": "images",
-    }
-    table = pd.DataFrame(summary["methods"]).T[list(columns)].rename(columns=columns)
-    return table.apply(pd.to_numeric, errors="coerce")

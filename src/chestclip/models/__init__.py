@@ -18,6 +18,7 @@ from chestclip.models.factory import (
     build_text_encoder,
     build_tokenizer,
     read_image_normalisation,
+    rebuild_image_encoder,
 )
 from chestclip.models.io import load_clip, resolve_clip_dir, save_clip
 from chestclip.models.loss import ClipLoss, gather_with_grad, multi_positive_nce, positive_mask
@@ -46,6 +47,7 @@ __all__ = [
     "multi_positive_nce",
     "positive_mask",
     "read_image_normalisation",
+    "rebuild_image_encoder",
     "resolve_clip_dir",
     "save_clip",
     "train_wordpiece_tokenizer",

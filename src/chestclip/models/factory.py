@@ -140,6 +140,19 @@ def build_image_encoder(
     return _image_encoder(backbone, mean, std, size)
 
 
+def rebuild_image_encoder(
+    encoder_config: dict[str, Any],
+    mean: Sequence[float],
+    std: Sequence[float],
+    image_size: int,
+    attn_implementation: str = "sdpa",
+) -> ImageEncoder:
+    """A saved image encoder's architecture (its transformers ``config.to_dict()``) with random
+    weights, offline, ready for ``load_state_dict``."""
+    backbone = _random_backbone(_config_from_dict(encoder_config), attn_implementation)
+    return _image_encoder(backbone, mean, std, image_size)
+
+
 def build_text_encoder(
     name_or_path: str | os.PathLike,
     attn_implementation: str = "sdpa",
@@ -193,9 +206,12 @@ def build_clip(config: ChestCLIPConfig, vocab_size: int | None = None) -> ChestC
     else:
         if config.image_mean is None or config.image_std is None:
             raise ValueError("a config with image_encoder_config also needs image_mean/image_std")
-        backbone = _random_backbone(_config_from_dict(config.image_encoder_config), attn)
-        image_encoder = _image_encoder(
-            backbone, config.image_mean, config.image_std, config.image_size
+        image_encoder = rebuild_image_encoder(
+            config.image_encoder_config,
+            config.image_mean,
+            config.image_std,
+            config.image_size,
+            attn,
         )
     if config.text_encoder_config is None:
         text_encoder = build_text_encoder(

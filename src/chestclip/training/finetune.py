@@ -2,7 +2,9 @@
 initial weights (same name or preset, same seed) fine-tuned end to end as a normal/diseased
 classifier. Its validation/test probabilities join ``chestclip evaluate`` as a head.
 
-Writes ``RUN/baselines/image-finetuned/``: ``model.safetensors``, ``info.json``, ``scores.csv``.
+Writes ``RUN/baselines/image-finetuned/``: ``model.safetensors``, ``info.json``, ``scores.csv``;
+:func:`load_image_baseline` rebuilds the classifier from them offline (``chestclip explain --head
+image-finetuned`` explains it).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -23,7 +25,7 @@ from chestclip.config import RunConfig
 from chestclip.data import PreparedData, XrayReportDataset
 from chestclip.data.records import FRONTAL
 from chestclip.errors import ChestClipError
-from chestclip.models import build_image_encoder
+from chestclip.models import ImageEncoder, build_image_encoder, rebuild_image_encoder
 from chestclip.training.augment import make_augment
 from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
 from chestclip.utils.io import atomic_directory
@@ -32,15 +34,26 @@ BASELINES_DIR, FINETUNED = "baselines", "image-finetuned"
 
 
 class ImageClassifier(nn.Module):
-    """An image encoder with a linear normal/diseased layer: pixels [B, 1, H, W] → logits [B, 2]."""
+    """An image encoder with a linear normal/diseased layer: pixels [B, 1, H, W] → logits [B, 2].
 
-    def __init__(self, encoder: nn.Module, n_classes: int = 2):
+    ``image_encoder`` and ``encode_image`` follow ChestCLIP's names, so the explanation methods
+    and ``head_score`` (with ``classifier`` as the head) explain it unchanged.
+    """
+
+    def __init__(self, encoder: ImageEncoder, n_classes: int = 2):
         super().__init__()
         self.encoder = encoder
         self.classifier = nn.Linear(encoder.output_dim, n_classes)
 
+    @property
+    def image_encoder(self) -> ImageEncoder:
+        return self.encoder
+
+    def encode_image(self, pixels: Tensor) -> Tensor:
+        return self.encoder(pixels)
+
     def forward(self, pixels: Tensor) -> Tensor:
-        return self.classifier(self.encoder(pixels))
+        return self.classifier(self.encode_image(pixels))
 
 
 @torch.no_grad()
@@ -104,6 +117,43 @@ def finetune_image_baseline(
             "best_epoch": best_epoch,
             "val_auc": val_auc,
             "image_encoder_config": encoder.backbone.config.to_dict(),
+            "image_mean": list(encoder.image_mean),
+            "image_std": list(encoder.image_std),
+            "image_size": encoder.image_size,
+            "attn_implementation": model_settings.attn_implementation,
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return directory
+
+
+def load_image_baseline(run: str | Path) -> tuple[ImageClassifier, dict]:
+    """The fine-tuned image baseline of ``run`` (eval mode) and its ``info.json``, offline."""
+    directory = Path(run) / BASELINES_DIR / FINETUNED
+    info_file = directory / "info.json"
+    if not info_file.is_file():
+        raise ChestClipError(
+            f"{run}: no {BASELINES_DIR}/{FINETUNED}/; run `chestclip baseline image`"
+        )
+    info = json.loads(info_file.read_text())
+    needed = ("image_encoder_config", "image_mean", "image_std", "image_size")
+    if any(key not in info for key in needed):
+        raise ChestClipError(
+            f"{info_file}: written by an older chestclip without the encoder's mean/std/size; "
+            "rerun `chestclip baseline image`"
+        )
+    encoder = rebuild_image_encoder(
+        info["image_encoder_config"],
+        info["image_mean"],
+        info["image_std"],
+        info["image_size"],
+        info.get("attn_implementation", "sdpa"),
+    )
+    classifier = ImageClassifier(encoder)
+    try:
+        classifier.load_state_dict(load_file(directory / "model.safetensors"))
+    except RuntimeError as error:
+        detail = str(error).strip().splitlines()[-1].strip()
+        raise ChestClipError(
+            f"{directory / 'model.safetensors'}: does not match info.json ({detail})"
+        ) from None
+    return classifier.eval(), info

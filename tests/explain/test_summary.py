@@ -1,0 +1,75 @@
+"""The per-method summary: gains over chance with intervals, and the default by measurement."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from chestclip.explain.summary import SUMMARY_COLUMNS, summarise, summary_table
+
+
+def roi_rows(method: str, energies: list[float], deletion_gain: float) -> list[dict]:
+    return [
+        {
+            "method": method,
+            "empty_map": False,
+            "pointing_hit": energy > 0.5,
+            "lesion_area": 0.1,
+            "energy_in_lesion": energy,
+            "topk_iou": energy / 2,
+            "deletion_auc": 0.5 - deletion_gain,
+            "random_deletion_auc": 0.5,
+            "insertion_auc": 0.6,
+            "random_insertion_auc": 0.55,
+            "seconds": 0.01,
+            "agreement": math.nan,
+        }
+        for energy in energies
+    ]
+
+
+def test_default_is_the_method_with_the_best_energy_gain_and_intervals_bracket_it():
+    rng = np.random.default_rng(0)
+    localising = list(0.6 + 0.05 * rng.standard_normal(30))
+    chance = list(0.1 + 0.05 * rng.standard_normal(30))
+    roi = pd.DataFrame(
+        # "chance" has the larger deletion gain: the energy gain still decides
+        roi_rows("localising", localising, 0.05) + roi_rows("chance", chance, 0.2)
+    )
+    summary = summarise(roi, ["chance", "localising"], {"chance": 0.9, "localising": 0.1})
+    assert summary["default_method"] == "localising"
+    good, flat = summary["methods"]["localising"], summary["methods"]["chance"]
+    assert good["energy_gain"]["ci_low"] > 0.4  # clearly above the lesion's area
+    assert flat["energy_gain"]["ci_low"] < 0 < flat["energy_gain"]["ci_high"]  # chance level
+    assert math.isclose(good["deletion_gain"]["value"], 0.05)
+    assert good["images_with_lesion"] == 30 and good["pointing_game"] > 0.9
+
+
+def test_an_unfaithful_method_is_not_the_default_even_when_it_localises_better():
+    rng = np.random.default_rng(1)
+    roi = pd.DataFrame(
+        roi_rows("faithful", list(0.2 + 0.01 * rng.standard_normal(20)), 0.1)
+        + roi_rows("decorative", list(0.6 + 0.01 * rng.standard_normal(20)), 0.0)
+    )
+    roi.loc[roi["method"] == "decorative", "deletion_auc"] += 0.05 * rng.standard_normal(20)
+    summary = summarise(roi, ["decorative", "faithful"], {"decorative": 0.9, "faithful": 0.1})
+    gain = summary["methods"]["decorative"]["deletion_gain"]
+    assert gain["ci_low"] < 0 < gain["ci_high"]
+    assert summary["default_method"] == "faithful"
+
+
+def test_without_lesion_masks_the_deletion_gain_decides():
+    roi = pd.DataFrame(roi_rows("a", [0.5] * 5, 0.02) + roi_rows("b", [0.5] * 5, 0.1))
+    roi["pointing_hit"] = None
+    summary = summarise(roi, ["a", "b"], {"a": 0.5, "b": 0.5})
+    assert summary["methods"]["a"]["energy_gain"] is None
+    assert summary["default_method"] == "b"
+
+
+def test_summary_table_shows_every_column_with_intervals():
+    roi = pd.DataFrame(roi_rows("a", [0.3, 0.4, 0.5], 0.1))
+    table = summary_table(summarise(roi, ["a"], {"a": math.nan}))
+    assert list(table.columns) == list(SUMMARY_COLUMNS.values())
+    row = table.loc["a"]
+    assert row["images"] == "3" and row["rank corr. randomised ↓"] == "n/a"
+    assert row["energy − area (95% CI)"].startswith("0.300 (")
