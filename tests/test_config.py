@@ -2,13 +2,20 @@ from pathlib import Path
 
 import pytest
 
-from chestclip.config import ConfigError, RunConfig, load_run_config, save_run_config
+from chestclip.config import (
+    ConfigError,
+    RunConfig,
+    load_run_config,
+    save_run_config,
+    set_dotted,
+)
 
-# run configs; prompts.yaml (zero-shot prompt sets) is validated by tests/retrieval
+# run configs; prompts.yaml (zero-shot prompt sets) is validated by tests/retrieval, the sweep
+# files (sweep-*.yaml) by tests/sweep
 CONFIGS = sorted(
     p
     for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")
-    if p.stem != "prompts"
+    if p.stem != "prompts" and not p.stem.startswith("sweep-")
 )
 
 
@@ -70,3 +77,13 @@ def test_broken_yaml_is_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read YAML") as err:
         load_run_config(bad)
     assert "\n" not in str(err.value)
+
+
+def test_set_dotted_returns_a_copy():
+    data = {"pretrain": {"augment": {"enabled": True}}}
+    changed = set_dotted(data, "pretrain.augment.enabled", False)
+    assert changed["pretrain"]["augment"]["enabled"] is False
+    assert data["pretrain"]["augment"]["enabled"] is True  # the input is left as it was
+    assert set_dotted({}, "probe.lr", 0.1) == {"probe": {"lr": 0.1}}
+    with pytest.raises(ConfigError, match="'seed' is not a section"):
+        set_dotted({"seed": 0}, "seed.value", 1)

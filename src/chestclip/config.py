@@ -5,6 +5,7 @@ Each stage has its own section; the resolved config is saved beside every output
 
 from __future__ import annotations
 
+import copy
 import os
 from importlib import resources
 from pathlib import Path
@@ -148,12 +149,7 @@ def load_run_config(source: str | Path | None = None, overrides: list[str] = ())
     data: dict[str, Any] = {}
     where = "defaults"
     if source is not None:
-        path = Path(source)
-        path = (
-            path
-            if path.suffix in (".yaml", ".yml") or path.exists()
-            else packaged_config(str(source))
-        )
+        path = config_path(source)
         data, where = read_yaml(path), str(path)
     data = apply_overrides(data, list(overrides))
     return validate(RunConfig, data, where if not overrides else f"{where} with overrides")
@@ -163,6 +159,12 @@ def save_run_config(config: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically), ready to be passed back with --config."""
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     atomic_write_text(path, text)
+
+
+def config_path(source: str | Path) -> Path:
+    """A YAML path as given, or the packaged config of that name (``paper``, ``sweep-paper``)."""
+    path = Path(source)
+    return path if path.suffix in (".yaml", ".yml") or path.exists() else packaged_config(str(path))
 
 
 def packaged_config(name: str) -> Path:
@@ -185,18 +187,27 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` overrides (values parsed as YAML scalars/lists)."""
-    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: expected key=value")
-        *parents, leaf = key.strip().split(".")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            data = set_dotted(data, key.strip(), yaml.safe_load(raw))
+        except ConfigError as err:
+            raise ConfigError(f"override {item!r}: {err}") from None
+    return data
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with the dotted ``key`` (e.g. ``pretrain.lr``) set to ``value``."""
+    data = copy.deepcopy(data)
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{part!r} is not a section")
+    node[leaf] = value
     return data
 
 
@@ -207,4 +218,4 @@ def validate(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{where}: {field}: {first['msg']}") from None
+        raise ConfigError(f"{where}: {field + ': ' if field else ''}{first['msg']}") from None
