@@ -71,3 +71,74 @@ def probed_run(trained_run, prepared_phantoms: Path):
 
     heads = probe(trained_run.run, prepared_phantoms, load_run_config("tiny"))
     return trained_run.run, {h.name: h for h in heads}
+
+
+def write_dicom(path: Path, pixels, photometric: str) -> None:
+    """A 12-bit-stored, 16-bit-allocated greyscale DICOM of ``pixels`` [H, W]."""
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality, ds.PatientID = "CR", "phantom"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(probed_run, prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of ``probed_run`` with validation thresholds (`evaluate`) and the training index
+    (`retrieve`): everything `predict` and `serve` use."""
+    import shutil
+
+    from chestclip.config import load_run_config
+    from chestclip.evaluation.evaluate import evaluate
+    from chestclip.retrieval.stage import run_retrieval
+
+    run = tmp_path_factory.mktemp("evaluated") / "run"
+    shutil.copytree(probed_run[0], run)
+    evaluate(run, prepared_phantoms, load_run_config("tiny"), n_boot=0)
+    run_retrieval(run, prepared_phantoms)
+    return run
+
+
+@pytest.fixture(scope="session")
+def xray_files(prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One frontal test phantom as PNG, JPEG, 16-bit PNG, DICOM MONOCHROME2, DICOM MONOCHROME1
+    (no extension), and a truncated PNG."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("files")
+    images = pd.read_csv(prepared_phantoms / "images.csv").query(
+        "projection == 'Frontal' and split == 'test'"
+    )
+    grey = np.asarray(Image.open(images["file"].iloc[0]).convert("L"))
+    paths = {
+        "png": folder / "a.png",
+        "jpeg": folder / "b.jpg",
+        "png16": folder / "c.png",
+        "mono2": folder / "d.dcm",
+        "mono1": folder / "e",
+        "corrupt": folder / "f.png",
+    }
+    Image.fromarray(grey).save(paths["png"])
+    Image.fromarray(grey).save(paths["jpeg"], quality=95)
+    Image.fromarray(grey.astype(np.uint16) * 16).save(paths["png16"])
+    write_dicom(paths["mono2"], grey.astype(np.uint16) * 16, "MONOCHROME2")
+    write_dicom(paths["mono1"], (255 - grey.astype(np.uint16)) * 16, "MONOCHROME1")
+    paths["corrupt"].write_bytes(paths["png"].read_bytes()[:200])
+    return paths

@@ -22,6 +22,13 @@ DATA_OPTION = click.option(
     type=click.Path(path_type=Path),
     help="A prepared dataset (`chestclip prepare`).",
 )
+BOOTSTRAP_OPTION = click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples (over patients) for the 95% CIs.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -201,13 +208,7 @@ def probe(
     show_default=True,
     help="Other text fields to evaluate side by side (repeatable; e.g. indication).",
 )
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Bootstrap resamples (over patients) for the 95% CIs.",
-)
+@BOOTSTRAP_OPTION
 @click.option("--config", "config_file", help="YAML path or packaged name [RUN/config.yaml].")
 def evaluate(
     run_dir: Path,
@@ -255,7 +256,7 @@ def report(run_dir: Path) -> None:
     "--prompts", type=click.Path(path_type=Path), help="Prompt YAML [configs/prompts.yaml]."
 )
 @click.option("--split", default="test", show_default=True)
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True)
+@BOOTSTRAP_OPTION
 def zeroshot(
     run_dir: Path, data_dir: Path, prompts: Path | None, split: str, bootstrap: int
 ) -> None:
@@ -337,7 +338,11 @@ def retrieve(
     multiple=True,
     help="attention-gradcam, gradcam, rollout (ViT) or cnn-gradcam [batch: all that apply].",
 )
-@click.option("--head", help="Head to explain [multimodal; image for --image without --text].")
+@click.option(
+    "--head",
+    help="Head to explain, or image-finetuned for the fine-tuned image baseline "
+    "[multimodal; image for --image without --text].",
+)
 @click.option(
     "--masks",
     type=click.Path(path_type=Path),
@@ -357,7 +362,8 @@ def explain_command(
     out: Path | None,
 ) -> None:
     """Grad-CAM heat maps, ROI zone analysis and measured faithfulness."""
-    from chestclip.explain.stage import EXPLAIN_DIR, explain_image, explain_split, summary_table
+    from chestclip.explain.stage import EXPLAIN_DIR, explain_image, explain_split
+    from chestclip.explain.summary import summary_table
 
     out = out or Path(run_dir) / EXPLAIN_DIR
     if image is not None:
@@ -372,7 +378,7 @@ def explain_command(
     summary = explain_split(
         run_dir, data_dir, split, limit, methods or None, head or "multimodal", out, masks
     )
-    click.echo(summary_table(summary).to_string(float_format=lambda v: f"{v:.3f}"))
+    click.echo(summary_table(summary).to_string())
     click.echo(f"default method: {summary['default_method']} → {out}")
 
 
@@ -384,7 +390,7 @@ def explain_command(
 @click.option(
     "--epochs", type=click.IntRange(min=1), help="CLIP pre-training epochs [configs/tiny.yaml]."
 )
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True)
+@BOOTSTRAP_OPTION
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite: bool) -> None:
     """The whole study on phantoms, offline, in a few minutes on a CPU: pre-training, heads,
@@ -397,8 +403,9 @@ def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite:
     best = result.explanations["default_method"]
     method = result.explanations["methods"][best]
     click.echo(
-        f"explanations ({best}, image head): pointing game {method['pointing_game']:.2f} "
-        f"vs {method['pointing_baseline_area']:.2f} by chance (lesion area)"
+        f"explanations ({best}, image head): heat-map energy in the lesion "
+        f"{method['energy_in_lesion']:.3f} vs {method['pointing_baseline_area']:.3f} by chance "
+        f"(lesion area); pointing game {method['pointing_game']:.2f}"
     )
     abnormal = result.zero_shot["tasks"]["abnormal"]
     click.echo(f"zero-shot normal vs diseased: ROC-AUC {format_ci(abnormal['roc_auc'])}")
@@ -472,6 +479,30 @@ def predict(
         raise SystemExit(1)
 
 
+@cli.command()
+@RUN_OPTION
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback lets the network upload images.",
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--max-upload-mb",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Larger uploads get HTTP 413.",
+)
+def serve(run_dir: Path, host: str, port: int, max_upload_mb: int) -> None:
+    """Web viewer and JSON API: upload an X-ray, see P(diseased) per head, the heat map, its ROI
+    zones and the nearest training reports (API docs at /docs)."""
+    from chestclip.serve import serve as run_server
+
+    run_server(run_dir, host, port, max_upload_mb * 2**20, log=click.echo)
+
+
 @cli.command("run")
 @click.option(
     "--config", "config_file", required=True, help="YAML path or packaged name (paper, tiny)."
@@ -491,6 +522,50 @@ def run_command(config_file: str, source: Path, out: Path, overrides: tuple[str,
 
     run = run_pipeline(load_run_config(config_file, list(overrides)), source, out, log=click.echo)
     click.echo(f"→ {run / 'report.html'}")
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "sweep_file",
+    required=True,
+    help="Sweep YAML path or packaged name (sweep-paper, sweep-tiny).",
+)
+@DATA_OPTION
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Sweep directory; the same command again resumes it.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Trials at once, each in its own process on its own GPU.",
+)
+@BOOTSTRAP_OPTION
+def sweep(sweep_file: str, data_dir: Path, out: Path, jobs: int, bootstrap: int) -> None:
+    """Hyperparameter search (grid, random or TPE, with Optuna) over ordinary runs, chosen on
+    the validation split; the test split is read once, for the chosen trial only."""
+    import optuna
+
+    from chestclip.sweep import load_sweep, run_sweep
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its per-trial lines repeat ours
+    result = run_sweep(load_sweep(sweep_file), data_dir, out, jobs, bootstrap, log=click.echo)
+    board = result.leaderboard
+    shown = board.drop(columns=["chosen", "test_split_read", "gpu", "run"])
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    best = board.set_index("trial").loc[result.best_trial, "objective"]
+    click.echo(
+        f"chosen on validation: trial {result.best_trial} ({result.objective} {best:.4f}) "
+        f"→ {result.out / 'best.yaml'}, {result.out / 'leaderboard.csv'}"
+    )
+    click.echo(f"test split, read for trial {result.best_trial} only:")
+    print_metrics(result.test_metrics, result.best_run)
+    click.echo(f"finished in {result.seconds:.0f} s → open {result.report}")
 
 
 @cli.group()
@@ -583,7 +658,7 @@ def baseline_image(
     show_default=True,
     help="Comma-separated report sections; repeat to compare.",
 )
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True)
+@BOOTSTRAP_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
 def baseline_text(
     data_dir: Path, out: Path, fields_list: tuple[str, ...], bootstrap: int, seed: int

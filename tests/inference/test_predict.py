@@ -1,81 +1,23 @@
 """`chestclip predict` on PNG, JPEG, 16-bit PNG and DICOM (MONOCHROME1/2), mixed with a corrupt
-file, on the tiny CLIP trained on phantoms."""
+file, on the tiny CLIP trained on phantoms (``evaluated_run`` and ``xray_files``: conftest)."""
 
 import json
-import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from chestclip.cli import cli
-from chestclip.config import load_run_config
-from chestclip.evaluation.evaluate import evaluate
-from chestclip.inference.predict import predict_files
-from chestclip.retrieval.stage import run_retrieval
+from chestclip.errors import ChestClipError
+from chestclip.inference.predict import Predictor, predict_files, validation_thresholds
 
 pytestmark = pytest.mark.slow
 
 
-def write_dicom(path, pixels: np.ndarray, photometric: str) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = (
-        meta.MediaStorageSOPClassUID,
-        meta.MediaStorageSOPInstanceUID,
-    )
-    ds.Modality, ds.PatientID = "CR", "phantom"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
-@pytest.fixture(scope="module")
-def predict_run(probed_run, prepared_phantoms, tmp_path_factory):
-    run = tmp_path_factory.mktemp("predict") / "run"
-    shutil.copytree(probed_run[0], run)
-    evaluate(run, prepared_phantoms, load_run_config("tiny"), n_boot=0)
-    run_retrieval(run, prepared_phantoms)
-    return run
-
-
-@pytest.fixture(scope="module")
-def files(prepared_phantoms, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("files")
-    images = pd.read_csv(prepared_phantoms / "images.csv").query(
-        "projection == 'Frontal' and split == 'test'"
-    )
-    grey = np.asarray(Image.open(images["file"].iloc[0]).convert("L"))
-    paths = {
-        "png": folder / "a.png",
-        "jpeg": folder / "b.jpg",
-        "png16": folder / "c.png",
-        "mono2": folder / "d.dcm",
-        "mono1": folder / "e",
-        "corrupt": folder / "f.png",
-    }
-    Image.fromarray(grey).save(paths["png"])
-    Image.fromarray(grey).save(paths["jpeg"], quality=95)
-    Image.fromarray(grey.astype(np.uint16) * 16).save(paths["png16"])
-    write_dicom(paths["mono2"], grey.astype(np.uint16) * 16, "MONOCHROME2")
-    write_dicom(paths["mono1"], (255 - grey.astype(np.uint16)) * 16, "MONOCHROME1")  # no extension
-    paths["corrupt"].write_bytes(paths["png"].read_bytes()[:200])
-    return paths
-
-
-def test_every_format_and_the_corrupt_one(predict_run, files, tmp_path):
+def test_every_format_and_the_corrupt_one(evaluated_run, xray_files, tmp_path):
     order = ["png", "jpeg", "png16", "mono2", "mono1", "corrupt"]
-    results = list(predict_files(predict_run, [files[k] for k in order], cam_dir=tmp_path))
+    results = list(predict_files(evaluated_run, [xray_files[k] for k in order], cam_dir=tmp_path))
     by_kind = dict(zip(order, results, strict=True))
     assert (
         by_kind["corrupt"].error
@@ -101,17 +43,52 @@ def test_every_format_and_the_corrupt_one(predict_run, files, tmp_path):
     assert by_kind["jpeg"].probabilities["image"] == pytest.approx(reference, abs=0.05)
 
 
-def test_indication_enables_indication_heads(predict_run, files):
-    (result,) = predict_files(predict_run, [files["png"]], indication="Cough and fever.")
+def test_indication_enables_indication_heads(evaluated_run, xray_files):
+    (result,) = predict_files(evaluated_run, [xray_files["png"]], indication="Cough and fever.")
     assert set(result.probabilities) == {"image", "multimodal_indication"}
 
 
-def test_cli_json_lines_and_exit_status(predict_run, files):
-    result = CliRunner().invoke(
-        cli,
-        ["predict", "--run", str(predict_run), str(files["png"]), str(files["corrupt"]), "--json"],
-    )
+def test_cli_json_lines_and_exit_status(evaluated_run, xray_files):
+    files = [str(xray_files["png"]), str(xray_files["corrupt"])]
+    result = CliRunner().invoke(cli, ["predict", "--run", str(evaluated_run), *files, "--json"])
     assert result.exit_code == 1
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1 and lines[0]["file"].endswith("a.png")
     assert "f.png" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def predictor(evaluated_run):
+    return Predictor.load(evaluated_run)
+
+
+def test_predictor_matches_predict_files(predictor, evaluated_run, xray_files):
+    image = predictor.read(xray_files["png"])
+    found = predictor.predict(image, indication="Cough and fever.")
+    (expected,) = predict_files(evaluated_run, [xray_files["png"]], indication="Cough and fever.")
+    assert found.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
+    assert found.thresholds == {
+        name: validation_thresholds(evaluated_run)[name] for name in found.probabilities
+    }
+    # the map explains the multimodal head when it runs, and its zone shares partition it
+    assert found.explained_head == "multimodal_indication"
+    assert (
+        found.heatmap.shape == image.shape and 0 <= found.heatmap.min() <= found.heatmap.max() <= 1
+    )
+    assert sum(found.zone_masses.values()) == pytest.approx(1.0)
+    assert [d["rank"] for d in found.drafts] == [1, 2, 3]
+
+
+def test_predictor_is_safe_across_threads(predictor, xray_files):
+    images = [predictor.read(xray_files[kind]) for kind in ("png", "jpeg", "mono1")]
+    serial = [predictor.predict(image, drafts=0) for image in images]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        parallel = list(pool.map(lambda image: predictor.predict(image, drafts=0), images * 2))
+    for one, other in zip(serial * 2, parallel, strict=True):
+        assert other.probabilities == pytest.approx(one.probabilities, abs=1e-6)
+        np.testing.assert_allclose(other.heatmap, one.heatmap, atol=1e-5)
+
+
+def test_predictor_rejects_an_unknown_method(predictor, xray_files):
+    with pytest.raises(ChestClipError, match="choose one of: cnn-gradcam"):
+        predictor.predict(predictor.read(xray_files["png"]), method="rollout")

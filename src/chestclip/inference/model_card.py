@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,45 +28,89 @@ LIMITATIONS = """\
 - A model trained on phantoms (`chestclip demo`) says nothing about real radiographs."""
 
 
-def write_model_card(run: str | Path) -> Path:
-    """Render the card from RUN/config.yaml, RUN/clip/data.json and RUN/eval/metrics.json."""
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def model_card_facts(run: str | Path) -> dict[str, Any]:
+    """The card's facts as data, from RUN/config.yaml, RUN/clip/data.json and
+    RUN/eval/metrics.json (a missing file leaves its part empty): the model, its training data
+    and splits, each head's test results with CIs and validation-chosen threshold, the warnings,
+    intended use and limitations."""
     run = Path(run)
-    metrics_path = run / "eval/metrics.json"
-    if not metrics_path.is_file():
-        raise ChestClipError(f"{run}: no eval/metrics.json; run `chestclip evaluate` first")
-    metrics = json.loads(metrics_path.read_text())
+    metrics = _read_json(run / "eval/metrics.json")
     config = (
         yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
     )
-    data = (
-        json.loads((run / "clip/data.json").read_text())
-        if (run / "clip/data.json").is_file()
-        else {}
-    )
+    data = _read_json(run / "clip/data.json")
     model = config.get("model", {})
+    evaluated = metrics.get("data", {})
+    heads = {
+        name: {
+            "features": r["features"],
+            "text_fields": r["text_fields"],
+            "threshold": r["threshold"]["value"],
+            "roc_auc_image": r["levels"]["image"]["metrics"]["roc_auc"],
+            "roc_auc_study": r["levels"]["study"]["metrics"]["roc_auc"],
+            "sensitivity": r["levels"]["image"]["metrics"]["sensitivity"],
+            "specificity": r["levels"]["image"]["metrics"]["specificity"],
+        }
+        for name, r in metrics.get("heads", {}).items()
+    }
+    return {
+        "run": run.name,
+        "chestclip_version": metrics.get("chestclip_version"),
+        "created": metrics.get("created"),
+        "model": {
+            key: model.get(key)
+            for key in ("image_encoder", "text_encoder", "embed_dim", "temperature")
+        },
+        "data": {
+            "source": evaluated.get("source"),
+            "layout": evaluated.get("layout"),
+            "text_fields": data.get("text_fields", []),
+            "clean": data.get("clean"),
+            "image_size": data.get("image_size"),
+            "resize": data.get("resize"),
+            "splits": evaluated.get("splits", {}),
+        },
+        "heads": heads,
+        "warnings": metrics.get("warnings", []),
+        "intended_use": INTENDED_USE,
+        "limitations": LIMITATIONS,
+    }
+
+
+def write_model_card(run: str | Path) -> Path:
+    """Render :func:`model_card_facts` as RUN/MODEL_CARD.md (needs ``chestclip evaluate``)."""
+    run = Path(run)
+    if not (run / "eval/metrics.json").is_file():
+        raise ChestClipError(f"{run}: no eval/metrics.json; run `chestclip evaluate` first")
+    facts = model_card_facts(run)
+    model, data = facts["model"], facts["data"]
     splits = "\n".join(
         f"| {name} | {c['patients']} | {c['images']} | {c['normal']} | {c['diseased']} |"
-        for name, c in metrics["data"]["splits"].items()
+        for name, c in data["splits"].items()
     )
     rows = "\n".join(
-        f"| {name} | {r['features']} | {', '.join(r['text_fields'] or []) or '—'} | "
-        f"{format_with_ci(r['levels']['image']['metrics']['roc_auc'])} | {format_with_ci(r['levels']['study']['metrics']['roc_auc'])} | "
-        f"{format_with_ci(r['levels']['image']['metrics']['sensitivity'])} | {format_with_ci(r['levels']['image']['metrics']['specificity'])} | "
-        f"{r['threshold']['value']:.3f} |"
-        for name, r in metrics["heads"].items()
+        f"| {name} | {h['features']} | {', '.join(h['text_fields'] or []) or '—'} | "
+        f"{format_with_ci(h['roc_auc_image'])} | {format_with_ci(h['roc_auc_study'])} | "
+        f"{format_with_ci(h['sensitivity'])} | {format_with_ci(h['specificity'])} | "
+        f"{h['threshold']:.3f} |"
+        for name, h in facts["heads"].items()
     )
-    warnings = "\n".join(f"- {w}" for w in metrics["warnings"]) or "- none"
+    warnings = "\n".join(f"- {w}" for w in facts["warnings"]) or "- none"
     card = f"""# Model card: chestclip run `{run.name}`
 
 ## Model
 CLIP with image encoder `{model.get("image_encoder")}` and text encoder `{model.get("text_encoder")}`,
 {model.get("embed_dim")}-d shared embedding, temperature {model.get("temperature")}; MLP heads on
-the frozen features. Written by chestclip {metrics["chestclip_version"]} on {metrics["created"]}.
+the frozen features. Written by chestclip {facts["chestclip_version"]} on {facts["created"]}.
 
 ## Data and splits
-Source `{metrics["data"].get("source")}` ({metrics["data"].get("layout")} layout); text fields
-{", ".join(data.get("text_fields", [])) or "?"} cleaned `{data.get("clean", "?")}`, images
-{data.get("image_size", "?")} px ({data.get("resize", "?")}). Split by patient, stratified by label.
+Source `{data["source"]}` ({data["layout"]} layout); text fields
+{", ".join(data["text_fields"]) or "?"} cleaned `{data["clean"] or "?"}`, images
+{data["image_size"] or "?"} px ({data["resize"] or "?"}). Split by patient, stratified by label.
 
 | split | patients | images | normal | diseased |
 | --- | --- | --- | --- | --- |

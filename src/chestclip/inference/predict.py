@@ -2,6 +2,9 @@
 at the validation-chosen threshold, the top ROI zones of a heat map, an overlay PNG and, when the
 run has a training index, the nearest training reports as drafts.
 
+:class:`Predictor` loads a run once and predicts one decoded image at a time (the web viewer uses
+it); :func:`predict_files` runs it over files.
+
 Heads that read report text are only used when the text they were trained on is available: with
 ``--indication`` the indication-only heads run; heads trained on findings never see a new
 image's (unwritten) findings, so they are not offered.
@@ -10,23 +13,27 @@ image's (unwritten) findings, so they are not offered.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from chestclip.data.readers import ImageReadError, read_xray_for_model
 from chestclip.errors import ChestClipError
 from chestclip.explain.overlay import overlay_caption, save_overlay
-from chestclip.explain.registry import explain
+from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.stage import Explainer, as_pixels, default_method
 from chestclip.retrieval.index import EmbeddingIndex, nearest_reports
 from chestclip.retrieval.stage import index_path
 from chestclip.training.pretrain import read_training_data
 from chestclip.training.probe import HEADS_DIR
+
+POSITIVE, NEGATIVE = "diseased", "normal"
 
 
 @dataclass
@@ -46,6 +53,24 @@ class Prediction:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {}) or k == "error"}
 
 
+@dataclass
+class ImagePrediction:
+    """What :meth:`Predictor.predict` finds in one image."""
+
+    probabilities: dict[str, float]  # head → P(diseased)
+    thresholds: dict[str, float | None]  # head → validation-chosen threshold (None: not evaluated)
+    decisions: dict[str, str | None]  # head → "diseased" / "normal" (None: no threshold)
+    explained_head: str  # whose score the heat map explains
+    method: str
+    heatmap: np.ndarray  # float32 [S, S] in [0, 1]
+    zone_masses: dict[str, float]  # zone → share of the map's mass (NaN for an empty map)
+    drafts: list[dict[str, Any]]  # nearest distinct training reports, most similar first
+
+    @property
+    def top_zones(self) -> list[tuple[str, float]]:
+        return top_zones(self.zone_masses)
+
+
 def validation_thresholds(run: Path) -> dict[str, float]:
     """Each head's decision threshold, chosen on validation data by ``chestclip evaluate``."""
     path = run / "eval/metrics.json"
@@ -55,22 +80,152 @@ def validation_thresholds(run: Path) -> dict[str, float]:
     return {name: result["threshold"]["value"] for name, result in heads.items()}
 
 
-def usable_heads(run: Path, indication: str | None) -> list[str]:
+def reads_new_images(info: dict[str, Any], indication: bool) -> bool:
     """Image heads always; text-reading heads only when trained on the indication alone and an
     indication is given."""
+    fields = info["text_fields"]
+    return "image" in info["inputs"] and (
+        fields is None or (indication and fields == ["indication"])
+    )
+
+
+def usable_heads(run: Path, with_indication: bool) -> list[str]:
+    """The heads of ``run`` that can score a new image (given its indication, or not)."""
     names = []
     for path in sorted((run / HEADS_DIR).glob("*/head.json")):
         info = json.loads(path.read_text())
-        fields = info["text_fields"]
-        if "image" in info["inputs"] and (
-            fields is None or (indication and fields == ["indication"])
-        ):
+        if reads_new_images(info, with_indication):
             names.append(info["name"])
     if not names:
         raise ChestClipError(
             f"{run}: no image-reading head in {HEADS_DIR}/; run `chestclip probe` first"
         )
     return names
+
+
+class Predictor:
+    """A run's CLIP, every head that can score a new image, the validation thresholds and the
+    training index, loaded once. Thread-safe: images are scored one at a time (heat-map hooks
+    live on the shared model)."""
+
+    def __init__(
+        self,
+        run: Path,
+        explainers: dict[str, Explainer],
+        thresholds: dict[str, float],
+        training_data: dict[str, Any],
+        index: EmbeddingIndex | None,
+    ) -> None:
+        self.run = run
+        self.explainers = explainers
+        self.thresholds = thresholds
+        self.training_data = training_data
+        self.index = index
+        self.model = next(iter(explainers.values())).model
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, run: str | Path) -> Predictor:
+        """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV)."""
+        run = Path(run)
+        explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True))
+        train_index = index_path(run, "train")
+        index = EmbeddingIndex.load(train_index) if (train_index / "index.json").is_file() else None
+        return cls(run, explainers, validation_thresholds(run), read_training_data(run), index)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.config.image_size
+
+    @property
+    def methods(self) -> list[str]:
+        """Heat-map methods that apply to this model's image encoder."""
+        return methods_for(self.model)
+
+    @property
+    def default_method(self) -> str:
+        return default_method(self.model)
+
+    def heads_for(self, indication: str | None) -> list[str]:
+        """The loaded heads that can score an image given (or not given) an indication."""
+        names = [
+            n for n, e in self.explainers.items() if reads_new_images(e.info, bool(indication))
+        ]
+        if not names:
+            raise ChestClipError(
+                f"{self.run}: every head needs an indication; give one (--indication)"
+            )
+        return names
+
+    def read(self, path: str | Path) -> np.ndarray:
+        """An X-ray file → uint8 [S, S], prepared as the training images were. Raises
+        ImageReadError."""
+        return read_xray_for_model(path, self.image_size, self.training_data["resize"])
+
+    def predict(
+        self,
+        image: np.ndarray,
+        indication: str | None = None,
+        method: str | None = None,
+        drafts: int = 3,
+    ) -> ImagePrediction:
+        """Score ``image`` uint8 [S, S] with every usable head and explain one of them: the
+        multimodal head's score when it runs (the paper's), else the image head's."""
+        if image.shape != (self.image_size, self.image_size):
+            raise ValueError(f"image must be [{self.image_size}, {self.image_size}]: {image.shape}")
+        method = method or self.default_method
+        if method not in self.methods:
+            raise ChestClipError(
+                f"heat-map method {method!r} does not apply to this model; "
+                f"choose one of: {', '.join(self.methods)}"
+            )
+        names = self.heads_for(indication)
+        explainers = {name: self.explainers[name] for name in names}
+        explained = next((name for name, e in explainers.items() if e.needs_text), names[0])
+        pixels = as_pixels(image)
+        with self._lock:
+            text = (
+                explainers[explained].text_embedding(indication, self.training_data["clean"])
+                if indication and any(e.needs_text for e in explainers.values())
+                else None
+            )
+            with torch.inference_mode():
+                probabilities = {
+                    name: e.probability(pixels, text if e.needs_text else None)
+                    for name, e in explainers.items()
+                }
+                embedding = (
+                    self.model.encode_image(pixels)[0].numpy()
+                    if self.index is not None and drafts
+                    else None
+                )
+            scorer = explainers[explained]
+            # the heat map needs gradients: outside inference mode
+            heatmap = explain(
+                self.model, pixels, scorer.score(text if scorer.needs_text else None), method
+            )
+        thresholds = {name: self.thresholds.get(name) for name in names}
+        decisions = {
+            name: None
+            if thresholds[name] is None
+            else (POSITIVE if probabilities[name] >= thresholds[name] else NEGATIVE)
+            for name in names
+        }
+        found = (
+            nearest_reports(self.index, embedding, drafts).to_dict("records")
+            if embedding is not None
+            else []
+        )
+        return ImagePrediction(
+            probabilities,
+            thresholds,
+            decisions,
+            explained,
+            method,
+            heatmap,
+            zone_masses(heatmap),
+            found,
+        )
 
 
 def predict_files(
@@ -82,54 +237,30 @@ def predict_files(
     drafts: int = 3,
 ) -> Iterator[Prediction]:
     """Predict every file in turn; an unreadable file yields a Prediction with ``error``."""
-    run = Path(run)
-    names = usable_heads(run, indication)
-    explainers = Explainer.load_heads(run, names)
-    first = explainers[names[0]]
-    model, prepared = first.model, read_training_data(run)
-    thresholds = validation_thresholds(run)
-    text = first.text_embedding(indication, prepared["clean"]) if indication else None
-    # the map shown: the multimodal head's when it runs (the paper's), else the image head's
-    explained = next((name for name, e in explainers.items() if e.needs_text), names[0])
-    method = method or default_method(model)
-    index = (
-        EmbeddingIndex.load(index_path(run, "train"))
-        if (index_path(run, "train") / "index.json").is_file()
-        else None
-    )
+    predictor = Predictor.load(run)
+    predictor.heads_for(indication)  # no head for this input: say so before reading any file
     for file in files:
         try:
-            image = read_xray_for_model(file, model.config.image_size, prepared["resize"])
+            image = predictor.read(file)
         except ImageReadError as err:
             yield Prediction(str(file), error=str(err))
             continue
-        pixels = as_pixels(image)
-        result = Prediction(str(file))
-        for name, explainer in explainers.items():
-            embedding = text if explainer.needs_text else None
-            probability = explainer.probability(pixels, embedding)
-            threshold = thresholds.get(name)
-            result.probabilities[name] = probability
-            result.thresholds[name] = threshold
-            result.decisions[name] = (
-                None
-                if threshold is None
-                else ("diseased" if probability >= threshold else "normal")
-            )
-        explainer = explainers[explained]
-        heatmap = explain(
-            model, pixels, explainer.score(text if explainer.needs_text else None), method
+        found = predictor.predict(image, indication, method, drafts)
+        result = Prediction(
+            str(file),
+            probabilities=found.probabilities,
+            thresholds=found.thresholds,
+            decisions=found.decisions,
+            top_zones=found.top_zones,
+            drafts=found.drafts,
         )
-        result.top_zones = top_zones(zone_masses(heatmap)) if heatmap.max() > 0 else []
         if cam_dir is not None:
-            path = Path(cam_dir) / f"{Path(file).name}.{method}.png"
+            path = Path(cam_dir) / f"{Path(file).name}.{found.method}.png"
             caption = overlay_caption(
-                result.probabilities[explained], "diseased", f"{method} ({explained} head)"
+                found.probabilities[found.explained_head],
+                POSITIVE,
+                f"{found.method} ({found.explained_head} head)",
             )
-            save_overlay(path, image, heatmap, caption)
+            save_overlay(path, image, found.heatmap, caption)
             result.overlay = str(path)
-        if index is not None and drafts:
-            with torch.no_grad():
-                embedding = model.encode_image(pixels)[0].numpy()
-            result.drafts = nearest_reports(index, embedding, drafts).to_dict("records")
         yield result

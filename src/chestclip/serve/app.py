@@ -1,0 +1,169 @@
+"""The web viewer and its JSON API on one run (``create_app``), a FastAPI app.
+
+Routes: ``GET /`` the viewer page (plain HTML/CSS/JS from ``static/``), ``GET /api/health``,
+``GET /api/model`` (heads, thresholds, methods, model card facts), ``POST /api/predict``
+(multipart: ``file``, optional ``indication`` and ``method``), ``GET /docs`` (Swagger UI from
+the assets fastapi-offline packages: no CDN) and ``GET /openapi.json``.
+
+The model is loaded once, when the app is created; :class:`Predictor` scores one image at a time,
+so concurrent requests are safe. Errors are one line: 400 for an unreadable or unsupported
+upload, 413 beyond the size limit, 500 (details in the server's log only) for a bug.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+
+from chestclip import __version__
+from chestclip.data.readers import ImageReadError
+from chestclip.errors import ChestClipError
+from chestclip.inference.model_card import model_card_facts
+from chestclip.inference.predict import Predictor, reads_new_images
+from chestclip.serve.images import blended_overlay, coloured_heatmap, png_base64
+from chestclip.serve.schemas import Draft, HeadInfo, Health, ModelInfo, PredictResult
+from chestclip.serve.uploads import UploadLimit, display_name, stored_upload
+
+DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
+STATIC = Path(__file__).parent / "static"
+# The page loads nothing but its own files and the images the API returns as data: URLs.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+ERRORS = {
+    400: {"description": "unreadable, corrupt or unsupported upload; unknown method"},
+    413: {"description": "upload larger than the server's limit"},
+}
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def create_app(
+    run_dir: str | Path,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    drafts: int = 3,
+    predictor: Predictor | None = None,
+) -> FastAPI:
+    """The app for ``run_dir`` (a run with probed heads; ``chestclip evaluate`` supplies the
+    thresholds, ``chestclip retrieve`` the index of training reports). ``predictor``: an already
+    loaded one for that run."""
+    predictor = predictor or Predictor.load(run_dir)
+    card = model_card_facts(predictor.run)
+    app = FastAPIOffline(
+        title="chestclip",
+        version=__version__,
+        description="P(diseased), heat map, ROI zones and nearest training reports for a chest "
+        "X-ray. Research use only: not a medical device.",
+    )
+    app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(ChestClipError)
+    async def bad_input(request: Request, error: ChestClipError) -> JSONResponse:
+        return JSONResponse({"detail": one_line(str(error))}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'][1:]) or 'request'}: {e['msg']}"
+            for e in error.errors()
+        )
+        return JSONResponse({"detail": one_line(problems)}, status_code=422)
+
+    # Starlette re-raises the exception after this answer, so the server logs its traceback
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"internal error ({type(error).__name__}); see the server log"},
+            status_code=500,
+            headers={"Connection": "close"},  # uvicorn drops the connection after it
+        )
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/api/health")
+    def health() -> Health:
+        return Health(status="ok", run=predictor.run.name, version=__version__)
+
+    @app.get("/api/model")
+    def model() -> ModelInfo:
+        return ModelInfo(
+            run=predictor.run.name,
+            image_size=predictor.image_size,
+            heads=[
+                HeadInfo(
+                    name=name,
+                    needs_indication=not reads_new_images(explainer.info, indication=False),
+                    threshold=predictor.thresholds.get(name),
+                )
+                for name, explainer in predictor.explainers.items()
+            ],
+            methods=predictor.methods,
+            default_method=predictor.default_method,
+            retrieval_index=predictor.index is not None,
+            max_upload_bytes=max_upload_bytes,
+            card=card,
+        )
+
+    @app.post("/api/predict", responses=ERRORS)
+    def predict(
+        file: Annotated[UploadFile, File(description="PNG, JPEG or DICOM")],
+        indication: Annotated[
+            str | None, Form(description="enables the indication-only heads")
+        ] = None,
+        method: Annotated[
+            str | None, Form(description="heat-map method [the model's default]")
+        ] = None,
+    ) -> PredictResult:
+        name = display_name(file.filename)
+        with stored_upload(file.file.read(), name) as path:
+            try:
+                image = predictor.read(path)
+            except ImageReadError as error:
+                problem = str(error).removeprefix(f"{path}: ")
+                raise ImageReadError(f"{name}: {problem}") from None
+        found = predictor.predict(image, (indication or "").strip() or None, method or None, drafts)
+        return PredictResult(
+            file=name,
+            probabilities=found.probabilities,
+            thresholds=found.thresholds,
+            decisions=found.decisions,
+            explained_head=found.explained_head,
+            method=found.method,
+            zone_masses={
+                zone: None if math.isnan(share) else share
+                for zone, share in found.zone_masses.items()
+            },
+            top_zones=found.top_zones,
+            image_png=png_base64(image),
+            heatmap_png=png_base64(coloured_heatmap(found.heatmap)),
+            overlay_png=png_base64(blended_overlay(image, found.heatmap)),
+            drafts=[
+                Draft(
+                    rank=int(d["rank"]),
+                    uid=str(d["uid"]),
+                    similarity=float(d["similarity"]),
+                    findings=str(d["findings"]),
+                    impression=str(d["impression"]),
+                )
+                for d in found.drafts
+            ],
+        )
+
+    return app

@@ -1,0 +1,61 @@
+"""The JSON the API answers with (also the schemas shown at ``/docs``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+RESEARCH_NOTICE = (
+    "Research use only: not a medical device, not for diagnosis, triage or any clinical decision."
+)
+
+
+class Health(BaseModel):
+    status: str = Field(description='"ok" once the model is loaded')
+    run: str
+    version: str
+
+
+class HeadInfo(BaseModel):
+    name: str
+    needs_indication: bool = Field(description="runs only when an indication is given")
+    threshold: float | None = Field(description="chosen on validation; null: not evaluated")
+
+
+class ModelInfo(BaseModel):
+    run: str
+    image_size: int = Field(description="side of the square image the model reads, pixels")
+    heads: list[HeadInfo]
+    methods: list[str] = Field(description="heat-map methods that apply to this image encoder")
+    default_method: str
+    retrieval_index: bool = Field(description="nearest training reports are available")
+    max_upload_bytes: int
+    notice: str = RESEARCH_NOTICE
+    card: dict[str, Any] = Field(description="model card facts: model, data, test results")
+
+
+class Draft(BaseModel):
+    rank: int
+    uid: str
+    similarity: float = Field(description="cosine similarity of the image to the report")
+    findings: str
+    impression: str
+
+
+class PredictResult(BaseModel):
+    file: str = Field(description="the uploaded file's name (shown, never used as a path)")
+    probabilities: dict[str, float] = Field(description="head → P(diseased)")
+    thresholds: dict[str, float | None] = Field(description="head → validation threshold")
+    decisions: dict[str, str | None] = Field(description='head → "diseased" or "normal"')
+    explained_head: str = Field(description="the head whose score the heat map explains")
+    method: str
+    zone_masses: dict[str, float | None] = Field(
+        description="zone → share of the heat map's mass (sums to 1; null for an empty map)"
+    )
+    top_zones: list[tuple[str, float]]
+    image_png: str = Field(description="the grey image the model read, base64 PNG")
+    heatmap_png: str = Field(description="the heat map in colour (inferno), base64 PNG")
+    overlay_png: str = Field(description="the heat map over the image at 50 %, base64 PNG")
+    drafts: list[Draft] = Field(description="nearest distinct training reports")
+    notice: str = RESEARCH_NOTICE

@@ -1,0 +1,162 @@
+// The chestclip viewer: upload an X-ray, show what POST /api/predict answers.
+// Text from the server (file names, reports) is only ever set with textContent.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let model = null;
+let current = null;
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function loadModel() {
+  try {
+    const response = await fetch("/api/model");
+    model = await response.json();
+  } catch (error) {
+    showError(`cannot reach the server: ${error.message}`);
+    return;
+  }
+  const heads = model.heads.map((h) => (h.needs_indication ? `${h.name} (with indication)` : h.name));
+  $("run").textContent = `run: ${model.run} · ${model.image_size} px · heads: ${heads.join(", ")}`;
+  for (const name of model.methods) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name;
+    option.selected = name === model.default_method;
+    $("method").append(option);
+  }
+}
+
+function choose(file) {
+  current = file || null;
+  $("chosen").textContent = current ? current.name : "";
+  if (current) analyse();
+}
+
+async function analyse() {
+  showError("");
+  if (!current) {
+    showError("choose an X-ray file first");
+    return;
+  }
+  if (model && current.size > model.max_upload_bytes) {
+    showError(`${current.name}: larger than the server's limit of ${model.max_upload_bytes} bytes`);
+    return;
+  }
+  const form = new FormData();
+  form.append("file", current, current.name);
+  const indication = $("indication").value.trim();
+  if (indication) form.append("indication", indication);
+  if ($("method").value) form.append("method", $("method").value);
+  $("analyse").disabled = true;
+  $("status").textContent = `analysing ${current.name}…`;
+  try {
+    const response = await fetch("/api/predict", { method: "POST", body: form });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+    render(body);
+    $("status").textContent = "";
+  } catch (error) {
+    $("status").textContent = "";
+    showError(error.message);
+  } finally {
+    $("analyse").disabled = false;
+  }
+}
+
+function render(result) {
+  $("file-name").textContent = result.file;
+  $("xray").src = `data:image/png;base64,${result.image_png}`;
+  $("heatmap").src = `data:image/png;base64,${result.heatmap_png}`;
+  $("explained").textContent =
+    `${result.method} heat map of the ${result.explained_head} head's P(diseased)`;
+
+  const heads = $("heads").tBodies[0];
+  heads.replaceChildren();
+  for (const [name, probability] of Object.entries(result.probabilities)) {
+    const row = heads.insertRow();
+    row.dataset.head = name;
+    cell(row, name);
+    const shown = cell(row, probability.toFixed(3), "probability");
+    shown.dataset.probability = String(probability);
+    const threshold = result.thresholds[name];
+    cell(row, threshold === null ? "—" : threshold.toFixed(3));
+    const decision = result.decisions[name];
+    cell(row, decision === null ? "no threshold: run chestclip evaluate" : decision,
+      `decision ${decision || ""}`);
+  }
+
+  const zones = $("zones").tBodies[0];
+  zones.replaceChildren();
+  // anatomical zones by share, largest first; what falls outside them last
+  const rank = ([zone, share]) => (zone === "outside" ? -2 : share ?? -1);
+  const ranked = Object.entries(result.zone_masses).sort((a, b) => rank(b) - rank(a));
+  for (const [zone, share] of ranked) {
+    const row = zones.insertRow();
+    row.dataset.zone = zone;
+    cell(row, zone.replace(/_/g, " "));
+    cell(row, share === null ? "empty map" : `${(100 * share).toFixed(1)} %`);
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = `${share === null ? 0 : Math.round(100 * share)}%`;
+    row.insertCell().append(bar);
+  }
+
+  const drafts = $("drafts");
+  drafts.replaceChildren();
+  for (const draft of result.drafts) {
+    const item = document.createElement("li");
+    const similarity = document.createElement("span");
+    similarity.className = "similarity";
+    similarity.textContent = `similarity ${draft.similarity.toFixed(2)}`;
+    const text = document.createElement("span");
+    text.textContent = ` ${draft.findings} ${draft.impression}`.trimEnd();
+    item.append(similarity, text);
+    drafts.append(item);
+  }
+  $("no-drafts").hidden = result.drafts.length > 0 || !model || model.retrieval_index;
+  $("results").hidden = false;
+  $("results").dataset.file = result.file;
+}
+
+function setOpacity() {
+  const value = Number($("opacity").value);
+  $("heatmap").style.opacity = String(value / 100);
+  $("opacity-value").textContent = `${value} %`;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  loadModel();
+  setOpacity();
+  $("file").addEventListener("change", () => choose($("file").files[0]));
+  $("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    analyse();
+  });
+  $("method").addEventListener("change", () => current && analyse());
+  $("opacity").addEventListener("input", setOpacity);
+  const drop = $("drop");
+  for (const name of ["dragenter", "dragover"]) {
+    drop.addEventListener(name, (event) => {
+      event.preventDefault();
+      drop.classList.add("over");
+    });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    drop.addEventListener(name, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    choose(event.dataTransfer.files[0]);
+  });
+});
