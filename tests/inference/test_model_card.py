@@ -1,5 +1,7 @@
 """The model card's facts as data (what `chestclip serve` answers at /api/model) and as Markdown."""
 
+import shutil
+
 import pytest
 
 from chestclip.errors import ChestClipError
@@ -20,8 +22,11 @@ def test_facts_and_card_agree(evaluated_run):
     assert f"{thresholds['image']:.3f}" in card and "tiny-resnet" in card
 
 
-def test_facts_of_an_unevaluated_run_are_empty_not_an_error(probed_run):
-    facts = model_card_facts(probed_run[0])
+def test_facts_of_an_unevaluated_run_are_empty_not_an_error(probed_run, tmp_path):
+    # other tests evaluate the shared run in place: copy it without its evaluation
+    run = tmp_path / "run"
+    shutil.copytree(probed_run[0], run, ignore=shutil.ignore_patterns("eval"))
+    facts = model_card_facts(run)
     assert facts["heads"] == {} and facts["model"]["text_encoder"] == "tiny-bert"
     with pytest.raises(ChestClipError, match="run `chestclip evaluate` first"):
-        write_model_card(probed_run[0])
+        write_model_card(run)
