@@ -77,17 +77,22 @@ def load_clip(
         raise ValueError(f"{config_file}: lacks the encoder configs needed to rebuild offline")
 
     model = build_clip(config)
-    weights_file = directory / WEIGHTS_NAME
+    load_weights(model, directory / WEIGHTS_NAME, CONFIG_NAME)
+    return model.eval(), load_tokenizer(directory / TOKENIZER_DIR)
+
+
+def load_weights(module: torch.nn.Module, weights_file: Path, described_by: str) -> None:
+    """Load a safetensors state dict into a module rebuilt from ``described_by`` (the file that
+    records its architecture); a mismatch raises a one-line ValueError naming both files."""
     try:
-        incompatible = model.load_state_dict(load_file(weights_file), strict=False)
+        incompatible = module.load_state_dict(load_file(weights_file), strict=False)
     except RuntimeError as error:  # shape mismatches; the last line names the first one
         detail = str(error).strip().splitlines()[-1].strip()
-        raise ValueError(f"{weights_file}: does not match {CONFIG_NAME} ({detail})") from None
+        raise ValueError(f"{weights_file}: does not match {described_by} ({detail})") from None
     problems = [*incompatible.missing_keys, *incompatible.unexpected_keys]
     if problems:
         raise ValueError(
-            f"{weights_file}: does not match {CONFIG_NAME} "
+            f"{weights_file}: does not match {described_by} "
             f"({len(incompatible.missing_keys)} missing, {len(incompatible.unexpected_keys)} "
             f"unexpected tensors, e.g. {problems[0]})"
         )
-    return model.eval(), load_tokenizer(directory / TOKENIZER_DIR)

@@ -17,7 +17,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -26,6 +26,7 @@ from chestclip.data import PreparedData, XrayReportDataset
 from chestclip.data.records import FRONTAL
 from chestclip.errors import ChestClipError
 from chestclip.models import ImageEncoder, build_image_encoder, rebuild_image_encoder
+from chestclip.models.io import load_weights
 from chestclip.training.augment import make_augment
 from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
 from chestclip.utils.io import atomic_directory
@@ -150,10 +151,7 @@ def load_image_baseline(run: str | Path) -> tuple[ImageClassifier, dict]:
     )
     classifier = ImageClassifier(encoder)
     try:
-        classifier.load_state_dict(load_file(directory / "model.safetensors"))
-    except RuntimeError as error:
-        detail = str(error).strip().splitlines()[-1].strip()
-        raise ChestClipError(
-            f"{directory / 'model.safetensors'}: does not match info.json ({detail})"
-        ) from None
+        load_weights(classifier, directory / "model.safetensors", "info.json")
+    except ValueError as error:
+        raise ChestClipError(str(error)) from None
     return classifier.eval(), info
