@@ -43,6 +43,7 @@ from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.summary import summarise
 from chestclip.models import ChestCLIP, load_clip, resolve_clip_dir
+from chestclip.models.heads import HEAD_INPUTS
 from chestclip.training.finetune import FINETUNED, ImageClassifier, load_image_baseline
 from chestclip.training.pretrain import read_training_data
 from chestclip.training.probe import HEADS_DIR, load_head
@@ -84,7 +85,8 @@ class Explainer:
         for head in heads:
             if head == FINETUNED:
                 classifier, _ = load_image_baseline(run)
-                info = {"name": FINETUNED, "kind": "image", "inputs": ["image"], "text_fields": []}
+                inputs = list(HEAD_INPUTS["image"])
+                info = {"name": FINETUNED, "kind": "image", "inputs": inputs, "text_fields": None}
                 explainers[head] = cls(classifier, None, classifier.classifier, info)
                 continue
             directory = Path(run) / HEADS_DIR / head
