@@ -22,6 +22,16 @@ DATA_OPTION = click.option(
     type=click.Path(path_type=Path),
     help="A prepared dataset (`chestclip prepare`).",
 )
+OVERRIDES_OPTION = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set pretrain.lr=1e-4 (repeatable).",
+)
+RUN_CONFIG_OPTION = click.option(
+    "--config", "config_file", help="YAML path or packaged name [RUN/config.yaml]."
+)
 BOOTSTRAP_OPTION = click.option(
     "--bootstrap",
     type=click.IntRange(min=0),
@@ -124,22 +134,10 @@ def prepare(source: Path, out: Path, config_file: Path | None, no_images: bool, 
 
 
 @cli.command()
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A directory written by `chestclip prepare`.",
-)
+@DATA_OPTION
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--config", "config_file", help="YAML path or packaged name (paper, tiny) [paper].")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config value, e.g. --set pretrain.lr=1e-4 (repeatable).",
-)
+@OVERRIDES_OPTION
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.ckpt.")
 def pretrain(
     data_dir: Path, out: Path, config_file: str | None, overrides: tuple[str, ...], resume: bool
@@ -167,10 +165,8 @@ def pretrain(
     help="both = the paper's multimodal head; all = multimodal, image-only and text-only.",
 )
 @click.option("--text-fields", help="Report sections for the text features [as prepared].")
-@click.option("--config", "config_file", help="YAML path or packaged name [RUN/config.yaml].")
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value."
-)
+@RUN_CONFIG_OPTION
+@OVERRIDES_OPTION
 def probe(
     run_dir: Path,
     data_dir: Path,
@@ -209,7 +205,7 @@ def probe(
     help="Other text fields to evaluate side by side (repeatable; e.g. indication).",
 )
 @BOOTSTRAP_OPTION
-@click.option("--config", "config_file", help="YAML path or packaged name [RUN/config.yaml].")
+@RUN_CONFIG_OPTION
 def evaluate(
     run_dir: Path,
     data_dir: Path,
@@ -511,9 +507,7 @@ def serve(run_dir: Path, host: str, port: int, max_upload_mb: int) -> None:
     "--source", required=True, type=click.Path(path_type=Path), help="The IU X-Ray download."
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value."
-)
+@OVERRIDES_OPTION
 def run_command(config_file: str, source: Path, out: Path, overrides: tuple[str, ...]) -> None:
     """Every stage in order (prepare, pretrain, probe, evaluate, explain, report); stages whose
     config and inputs are unchanged are skipped, and a killed run resumes where it stopped."""
@@ -626,10 +620,8 @@ def baseline() -> None:
 @click.option(
     "--out", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory."
 )
-@click.option("--config", "config_file", help="YAML path or packaged name [RUN/config.yaml].")
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value."
-)
+@RUN_CONFIG_OPTION
+@OVERRIDES_OPTION
 def baseline_image(
     data_dir: Path, run_dir: Path, config_file: str | None, overrides: tuple[str, ...]
 ) -> None:
