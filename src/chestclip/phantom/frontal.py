@@ -22,11 +22,10 @@ from chestclip.phantom.shapes import (
     cylinder_profile,
     ellipse_radius,
     in_strips,
-    render_size,
-    smooth_field,
     smoothstep,
     soft_inside,
     upsample,
+    working_grid,
 )
 
 SIDES = ("right", "left")
@@ -203,10 +202,7 @@ def render_frontal(anatomy: FrontalAnatomy, size: int, heart: Heart | None = Non
     ``anatomy``, so two calls with the same arguments give identical arrays.
     """
     heart = heart or anatomy.heart
-    work = render_size(size)
-    u, v = body_grid(work, anatomy.pose)
-    texture_rng = np.random.default_rng(anatomy.texture_seed)
-    vessels = np.exp(-3.0 * smooth_field(texture_rng, 56, work) ** 2)
+    u, v, vessels = working_grid(size, anatomy.pose, anatomy.texture_seed, vessel_cells=56)
 
     def pixels(u: np.ndarray, v: np.ndarray, vessels: np.ndarray) -> tuple[np.ndarray, ...]:
         """The frontal fields on one strip."""

@@ -14,16 +14,14 @@ from chestclip.phantom.exposure import Exposure, sample_exposure
 from chestclip.phantom.shapes import (
     Pose,
     band_profile,
-    body_grid,
     bump_profile,
     cylinder_profile,
     ellipse_radius,
     in_strips,
-    render_size,
-    smooth_field,
     smoothstep,
     soft_inside,
     upsample,
+    working_grid,
 )
 
 
@@ -67,10 +65,7 @@ def sample_lateral_anatomy(rng: np.random.Generator) -> LateralAnatomy:
 
 def render_lateral(anatomy: LateralAnatomy, size: int) -> np.ndarray:
     """Project the lateral anatomy onto a ``size`` x ``size`` density map ``[size, size]``."""
-    work = render_size(size)
-    u, v = body_grid(work, anatomy.pose)
-    texture_rng = np.random.default_rng(anatomy.texture_seed)
-    vessels = np.exp(-3.0 * smooth_field(texture_rng, 48, work) ** 2)
+    u, v, vessels = working_grid(size, anatomy.pose, anatomy.texture_seed, vessel_cells=48)
 
     def pixels(u: np.ndarray, v: np.ndarray, vessels: np.ndarray) -> tuple[np.ndarray]:
         """The lateral density on one strip."""

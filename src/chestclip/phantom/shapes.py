@@ -132,6 +132,18 @@ def render_size(size: int) -> int:
     return size // 2 if size >= HALF_RESOLUTION_FROM else size
 
 
+def working_grid(
+    size: int, pose: Pose, texture_seed: int, vessel_cells: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a view is rendered on: body coordinates (u, v) at the working resolution of a
+    ``size``-pixel image, and the vessel texture there (``vessel_cells`` random cells drawn from
+    ``texture_seed``, in (0, 1]), each float32 ``[render_size(size)] * 2``."""
+    work = render_size(size)
+    u, v = body_grid(work, pose)
+    texture = smooth_field(np.random.default_rng(texture_seed), vessel_cells, work)
+    return u, v, np.exp(-3.0 * texture**2)
+
+
 def upsample(field: np.ndarray, size: int) -> np.ndarray:
     """Bicubic resize of a float ``[h, w]`` field to ``[size, size]`` (pixel centres aligned)."""
     if field.shape == (size, size):
