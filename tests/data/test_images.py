@@ -41,6 +41,31 @@ def test_jpeg():
     assert abs(int(load_xray(buffer.getvalue(), 32).mean()) - 128) <= 2
 
 
+@pytest.fixture(scope="module")
+def phantom_grey(tmp_path_factory) -> np.ndarray:
+    """A 512-px phantom chest X-ray, uint8 [512, 512]."""
+    from chestclip.phantom import generate_phantoms
+
+    out = tmp_path_factory.mktemp("phantom512")
+    generate_phantoms(out, studies=1, image_size=512, layout="openi", seed=3)
+    with Image.open(sorted((out / "NLMCXR_png").glob("*.png"))[0]) as image:
+        return np.asarray(image.convert("L"))
+
+
+@pytest.mark.parametrize(("side", "size"), [(512, 64), (512, 224), (1024, 224)])
+def test_jpeg_decodes_to_the_png_pixels(phantom_grey, side, size):
+    """The format must not change the model's input: a JPEG q95 of an image gives (within JPEG's
+    own loss) the pixels its PNG gives, also when the target is a power-of-two fraction of the
+    side (where a reduced-scale JPEG decode differed by up to 16 grey levels)."""
+    grey = np.asarray(Image.fromarray(phantom_grey).resize((side, side), Image.Resampling.BICUBIC))
+    jpeg = io.BytesIO()
+    Image.fromarray(grey).save(jpeg, format="JPEG", quality=95)
+    from_jpeg = load_xray(jpeg.getvalue(), size).astype(int)
+    from_png = load_xray(_png(grey), size).astype(int)
+    assert np.abs(from_jpeg - from_png).mean() < 0.35
+    assert np.abs(from_jpeg - from_png).max() <= 2
+
+
 def test_pad_keeps_aspect_and_stretch_does_not():
     wide = np.full((50, 100), 255, np.uint8)
     padded = fit_square(wide, 20, "pad")

@@ -48,10 +48,11 @@ def fit_square(grey: np.ndarray, size: int, mode: ResizeMode = "pad") -> np.ndar
 
 
 def load_xray(source: ImageSource, size: int, mode: ResizeMode = "pad") -> np.ndarray:
-    """Decode a PNG/JPEG (8/16-bit grey, RGB, RGBA) and fit it to size×size uint8."""
+    """Decode a PNG/JPEG (8/16-bit grey, RGB, RGBA) and fit it to size×size uint8. JPEGs are
+    decoded at full size, as PNGs are (a reduced-scale JPEG decode, ``Image.draft``, is faster
+    but gives other pixels than the PNG of the same image: the format would change the answer)."""
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     with Image.open(handle) as image:
-        image.draft("L", (size, size))  # JPEG decodes at reduced scale: much faster for big files
         return fit_square(to_grey(image), size, mode)
 
 

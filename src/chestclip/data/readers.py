@@ -57,8 +57,8 @@ def read_xray(path: str | Path) -> np.ndarray:
 
 def read_xray_for_model(path: str | Path, size: int, resize: ResizeMode = "pad") -> np.ndarray:
     """An X-ray file → uint8 [size, size], prepared exactly as training images were: rasters go
-    through ``load_xray`` itself (its JPEG draft decoding changes pixels), DICOMs through
-    ``read_xray`` then ``fit_square``. Raises ImageReadError."""
+    through ``load_xray`` itself, DICOMs through ``read_xray`` then ``fit_square``. Raises
+    ImageReadError."""
     path = Path(path)
     if _is_dicom(path):
         return fit_square(_read_dicom(path), size, resize)
