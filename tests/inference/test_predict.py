@@ -3,6 +3,7 @@ file, on the tiny CLIP trained on phantoms (``evaluated_run`` and ``xray_files``
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,48 @@ def test_predictor_is_safe_across_threads(predictor, xray_files):
 def test_predictor_rejects_an_unknown_method(predictor, xray_files):
     with pytest.raises(ChestClipError, match="choose one of: cnn-gradcam"):
         predictor.predict(predictor.read(xray_files["png"]), method="rollout")
+
+
+def test_jpeg_and_png_of_the_same_images_give_the_same_answers(
+    predictor, prepared_phantoms, tmp_path
+):
+    """The file format must not change the answer: 24 test phantoms saved as PNG and as JPEG
+    q95 get probabilities within JPEG's own loss, and no decision flips."""
+    import pandas as pd
+    from PIL import Image
+
+    images = pd.read_csv(prepared_phantoms / "images.csv").query("split == 'test'").head(24)
+    png, jpeg = {}, {}
+    for i, file in enumerate(images["file"]):
+        with Image.open(file) as image:
+            grey = image.convert("L")
+            grey.save(tmp_path / f"{i}.png")
+            grey.save(tmp_path / f"{i}.jpg", quality=95)
+        for kind, results in (("png", png), ("jpg", jpeg)):
+            found = predictor.predict(predictor.read(tmp_path / f"{i}.{kind}"), drafts=0)
+            results[i] = (found.probabilities["image"], found.decisions["image"])
+    gaps = [abs(png[i][0] - jpeg[i][0]) for i in png]
+    assert max(gaps) < 0.02, gaps
+    assert [png[i][1] for i in png] == [jpeg[i][1] for i in jpeg]
+
+
+def test_overlays_of_files_with_one_name_are_all_kept(evaluated_run, xray_files, tmp_path):
+    """`predict --cam-dir cams a/scan.png b/scan.png`: one overlay each, and an overlay an
+    earlier run left under the first name is not overwritten."""
+    from PIL import Image
+
+    with Image.open(xray_files["png"]) as image:
+        grey = np.asarray(image)
+    for folder, pixels in (("a", grey), ("b", np.fliplr(grey))):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(pixels).save(tmp_path / folder / "scan.png")
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    earlier = cams / "scan.png.cnn-gradcam.png"
+    earlier.write_bytes(b"an earlier run's overlay")
+    files = [tmp_path / "a/scan.png", tmp_path / "b/scan.png"]
+    overlays = [r.overlay for r in predict_files(evaluated_run, files, cam_dir=cams, drafts=0)]
+    assert len(set(overlays)) == 2 and str(earlier) not in overlays
+    assert earlier.read_bytes() == b"an earlier run's overlay"
+    first, second = (Path(p).read_bytes() for p in overlays)
+    assert first.startswith(b"\x89PNG") and second.startswith(b"\x89PNG") and first != second

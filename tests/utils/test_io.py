@@ -36,3 +36,19 @@ def test_atomic_directory_all_or_nothing(tmp_path):
         raise KeyboardInterrupt
     assert sorted(p.name for p in target.iterdir()) == ["a.csv"]
     assert [p.name for p in tmp_path.iterdir()] == ["prepared"]
+
+
+def test_claim_new_path_never_returns_an_existing_name(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chestclip.utils.io import claim_new_path
+
+    earlier = tmp_path / "scan.png.gradcam.png"
+    earlier.write_bytes(b"an earlier run's overlay")
+    with ThreadPoolExecutor(4) as pool:
+        claimed = list(pool.map(lambda _: claim_new_path(earlier), range(8)))
+    assert len(set(claimed)) == 8 and earlier not in claimed
+    assert sorted(p.name for p in claimed) == sorted(
+        f"scan.png.gradcam-{n}.png" for n in range(2, 10)
+    )
+    assert earlier.read_bytes() == b"an earlier run's overlay"

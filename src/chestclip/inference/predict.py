@@ -32,6 +32,7 @@ from chestclip.retrieval.index import EmbeddingIndex, nearest_reports
 from chestclip.retrieval.stage import index_path
 from chestclip.training.pretrain import read_training_data
 from chestclip.training.probe import HEADS_DIR
+from chestclip.utils.io import claim_new_path
 
 POSITIVE, NEGATIVE = "diseased", "normal"
 
@@ -255,7 +256,9 @@ def predict_files(
             drafts=found.drafts,
         )
         if cam_dir is not None:
-            path = Path(cam_dir) / f"{Path(file).name}.{found.method}.png"
+            # never overwritten: a name taken (same file name in another folder, or an earlier
+            # run's overlay) gets -2, -3, …
+            path = claim_new_path(Path(cam_dir) / f"{Path(file).name}.{found.method}.png")
             caption = overlay_caption(
                 found.probabilities[found.explained_head],
                 POSITIVE,

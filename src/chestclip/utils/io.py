@@ -37,6 +37,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def claim_new_path(path: str | os.PathLike) -> Path:
+    """``path``, else ``<stem>-2<suffix>``, ``-3``, …: the first name that does not exist yet,
+    created empty and exclusively (``O_EXCL``), so no other writer, in this process or another,
+    gets it too and nothing that existed is overwritten. Fill it with ``atomic_path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, number = path, 1
+    while True:
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
