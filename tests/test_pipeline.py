@@ -66,3 +66,14 @@ def test_changed_pretraining_config_does_not_resume_stale_checkpoints(tmp_path):
     )
     assert not pipeline.pretrain_resumable(run, "new")
     assert not (run / "checkpoints").exists()
+
+
+def test_a_replaced_source_file_reruns_prepare_and_everything_after(tmp_path):
+    """A truncated archive replaced by the whole one (same path) is not "up to date"."""
+    source = tmp_path / "download"
+    source.mkdir()
+    (source / "NLMCXR_reports.tgz").write_bytes(b"half of the archive")
+    before = pipeline.stage_fingerprints(tiny(), source)
+    (source / "NLMCXR_reports.tgz").write_bytes(b"half of the archive, and the other half")
+    after = pipeline.stage_fingerprints(tiny(), source)
+    assert all(before[stage] != after[stage] for stage in pipeline.STAGE_SECTIONS)

@@ -104,7 +104,19 @@ def phantom(
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Decoding threads [cores, at most 8].")
 @click.option("--no-images", is_flag=True, help="Reports only (for sources without images).")
-def prepare(source: Path, out: Path, config_file: Path | None, no_images: bool, **options) -> None:
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Keep what a truncated archive or an empty result leaves (listed in summary.json).",
+)
+def prepare(
+    source: Path,
+    out: Path,
+    config_file: Path | None,
+    no_images: bool,
+    allow_partial: bool,
+    **options,
+) -> None:
     """Turn an IU X-Ray download into a clean, split, cached dataset."""
     from chestclip.config import PrepareConfig, read_yaml, validate
     from chestclip.data import prepare_dataset
@@ -113,6 +125,8 @@ def prepare(source: Path, out: Path, config_file: Path | None, no_images: bool, 
     settings.update({k: v for k, v in options.items() if v is not None})
     if no_images:
         settings["images"] = False
+    if allow_partial:
+        settings["allow_partial"] = True
     config = validate(PrepareConfig, settings, str(config_file or "options"))
     summary = prepare_dataset(source, out, config).counts
     click.echo(
@@ -125,6 +139,8 @@ def prepare(source: Path, out: Path, config_file: Path | None, no_images: bool, 
             f"  {split:5s}: {counts['patients']} patients, {counts['images']} images, "
             f"{counts['normal']} normal / {counts['diseased']} diseased"
         )
+    for problem in summary["partial"]:
+        click.echo(f"warning: partial dataset: {problem}", err=True)
     if summary["skipped_count"]:
         reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
         click.echo(f"skipped {summary['skipped_count']}: {reasons} (all listed in summary.json)")

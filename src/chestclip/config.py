@@ -38,6 +38,8 @@ class PrepareConfig(_Section):
     images: bool = True
     resize: Literal["pad", "stretch"] = "pad"
     workers: int = Field(default_factory=lambda: min(8, os.cpu_count() or 1), ge=1)
+    # keep what a truncated archive or an empty result leaves, listed in summary.json["partial"]
+    allow_partial: bool = False
 
     @field_validator("text_fields", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 
 from chestclip.config import RunConfig, load_run_config
 from chestclip.data import prepare_dataset
+from chestclip.data.fingerprint import source_fingerprint
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import evaluate
 from chestclip.evaluation.report import write_report
@@ -98,10 +99,10 @@ STAGES_DIR = "stages"
 
 
 def stage_fingerprints(config: RunConfig, source: Path) -> dict[str, str]:
-    """A hash per stage of its config and of everything upstream: a stage reruns when it or
-    anything before it changed."""
+    """A hash per stage of its config and of everything upstream, the source's files included
+    (``source_fingerprint``): a stage reruns when it or anything before it changed."""
     dumped = config.model_dump(mode="json")
-    fingerprints, upstream = {}, str(source.resolve())
+    fingerprints, upstream = {}, source_fingerprint(source)
     for stage, sections in STAGE_SECTIONS.items():
         payload = json.dumps(
             {"upstream": upstream, **{s: dumped[s] for s in sections}}, sort_keys=True

@@ -8,6 +8,7 @@ import gzip
 import re
 import tarfile
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +28,14 @@ from chestclip.data.records import (
 REPORTS_ARCHIVE, IMAGES_ARCHIVE = "NLMCXR_reports.tgz", "NLMCXR_png.tgz"
 METADATA_NAMES = ("nlmcxr_dicom_metadata.csv", "nlmcxr_dicom_metadata.csv.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
 _VIEW_POSITIONS = {"PA": FRONTAL, "AP": FRONTAL, "LL": LATERAL, "RL": LATERAL, "LATERAL": LATERAL}
 _SECTIONS = {"INDICATION": "indication", "COMPARISON": "comparison", "FINDINGS": "findings",
              "IMPRESSION": "impression"}  # fmt: skip
+
+
+class OpenIFormatError(ValueError):
+    """A metadata table that cannot be read as a whole; the message is one line naming it."""
 
 
 def canonical_id(openi_id: str) -> str:
@@ -43,8 +49,9 @@ def is_openi(path: Path) -> bool:
     return (path / "ecgen-radiology").is_dir() or (path / REPORTS_ARCHIVE).is_file()
 
 
-def _iter_xml(source: Path) -> Iterator[tuple[str, bytes | None, str]]:
-    """Yield (file name, bytes or None if unreadable, error) for every report XML."""
+def _iter_xml(source: Path, problems: list[str]) -> Iterator[tuple[str, bytes | None, str]]:
+    """Yield (file name, bytes or None if unreadable, error) for every report XML; a broken
+    archive is also added to ``problems``."""
     archive = source if source.is_file() else source / REPORTS_ARCHIVE
     if source.is_dir() and (source / "ecgen-radiology").is_dir():
         for path in sorted((source / "ecgen-radiology").glob("*.xml")):
@@ -59,8 +66,13 @@ def _iter_xml(source: Path) -> Iterator[tuple[str, bytes | None, str]]:
                 if member.isfile() and member.name.endswith(".xml"):
                     handle = tar.extractfile(member)
                     yield f"{archive}:{member.name}", handle.read() if handle else None, ""
-    except (tarfile.TarError, OSError, EOFError) as err:
+    except _ARCHIVE_ERRORS as err:
+        problems.append(_archive_problem(archive, err))
         yield str(archive), None, f"corrupt or truncated archive: {err}"
+
+
+def _archive_problem(archive: Path, err: BaseException) -> str:
+    return f"{archive}: corrupt or truncated archive ({str(err).strip() or type(err).__name__})"
 
 
 def parse_report_xml(data: bytes) -> tuple[dict, list[tuple[str, str]]]:
@@ -100,8 +112,13 @@ def read_view_positions(source: Path) -> dict[str, str]:
         path = folder / name
         if path.is_file():
             opener = gzip.open if name.endswith(".gz") else open
-            with opener(path, "rt") as handle:
-                table = pd.read_csv(handle, usecols=["imageid", "View Position"], dtype=str)
+            try:
+                with opener(path, "rt", encoding="utf-8") as handle:
+                    table = pd.read_csv(handle, usecols=["imageid", "View Position"], dtype=str)
+            except (ValueError, OSError, EOFError, pd.errors.ParserError) as err:
+                # missing columns, non-UTF-8 bytes, broken gzip or quoting: the file is wrong
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise OpenIFormatError(f"{path}: unreadable projection table: {first}") from None
             table = table.dropna()
             return {
                 canonical_id(i): _VIEW_POSITIONS.get(v.strip().upper(), UNKNOWN)
@@ -110,13 +127,20 @@ def read_view_positions(source: Path) -> dict[str, str]:
     return {}
 
 
-def _image_files(source: Path) -> tuple[dict[str, str], str | None]:
-    """Map canonical image id → file (or tar member), and the archive path if images are in one."""
+def _image_files(source: Path, problems: list[str]) -> tuple[dict[str, str], str | None]:
+    """Map canonical image id → file (or tar member), and the archive path if images are in one;
+    a broken archive lists the members before the break and is added to ``problems``."""
     folder = source if source.is_dir() else source.parent
     archive = folder / IMAGES_ARCHIVE
     if archive.is_file():
-        with tarfile.open(archive, "r:*") as tar:
-            names = [m.name for m in tar if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)]
+        names = []
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:
+                    if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
+                        names.append(member.name)
+        except _ARCHIVE_ERRORS as err:
+            problems.append(_archive_problem(archive, err))
         return {canonical_id(Path(n).stem): n for n in names}, str(archive)
     files = (p for p in folder.rglob("CXR*") if p.suffix.lower() in IMAGE_SUFFIXES)
     return {canonical_id(p.stem): str(p) for p in sorted(files)}, None
@@ -124,10 +148,10 @@ def _image_files(source: Path) -> tuple[dict[str, str], str | None]:
 
 def read_openi(source: Path, with_images: bool = True) -> SourceRecords:
     """Parse every report of an OpenI source; list every image it references."""
-    reports, images, skipped = [], [], []
+    reports, images, skipped, problems = [], [], [], []
     views = read_view_positions(source)
-    files, archive = _image_files(source) if with_images else ({}, None)
-    for name, data, error in _iter_xml(source):
+    files, archive = _image_files(source, problems) if with_images else ({}, None)
+    for name, data, error in _iter_xml(source, problems):
         if data is None:
             skipped.append(Skipped("report", Path(name).stem, error, name))
             continue
@@ -149,4 +173,5 @@ def read_openi(source: Path, with_images: bool = True) -> SourceRecords:
         images=pd.DataFrame(images, columns=IMAGE_COLUMNS),
         skipped=skipped,
         archive=archive,
+        problems=problems,
     )

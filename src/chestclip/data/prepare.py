@@ -24,6 +24,7 @@ from chestclip.data.records import FRONTAL, Skipped, SourceRecords
 from chestclip.data.sources import read_source
 from chestclip.data.split import SPLITS, split_by_patient
 from chestclip.data.text import build_text
+from chestclip.errors import ChestClipError
 from chestclip.utils.io import atomic_directory, atomic_write_json
 
 STUDY_COLUMNS = [
@@ -134,12 +135,37 @@ def _split_counts(studies: pd.DataFrame, images: pd.DataFrame) -> dict[str, dict
     return counts
 
 
+class PartialSourceError(ChestClipError):
+    """A source that would give an incomplete or empty dataset (``allow_partial`` keeps it)."""
+
+
+def _check_complete(partial: list[str], config: PrepareConfig) -> None:
+    if partial and not config.allow_partial:
+        raise PartialSourceError(
+            f"{partial[0]}; nothing written (--allow-partial, or prepare.allow_partial, keeps "
+            "what can be read and lists the problem in summary.json)"
+        )
+
+
+def _why_empty(source: str | Path, config: PrepareConfig, skipped: list[Skipped]) -> str:
+    if not config.images:
+        return f"{source}: no study kept: no report has {config.views} images"
+    reasons = Counter(s.reason.split(":")[0] for s in skipped if s.kind == "image")
+    found = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common()) or "none referenced"
+    return (
+        f"{source}: no study kept: no report has a readable image (images: {found}); "
+        "for reports only, pass --no-images"
+    )
+
+
 def prepare_dataset(
     source: str | Path, out: str | Path, config: PrepareConfig | None = None
 ) -> PrepareSummary:
     """Parse, label, clean, split and cache an IU X-Ray source (OpenI or Kaggle layout)."""
     config = config or PrepareConfig()
     records = read_source(source, with_images=config.images)
+    partial = list(records.problems)
+    _check_complete(partial, config)  # before hours of decoding
     skipped = list(records.skipped)
     reports = _drop_duplicates(records.reports, "uid", "report", skipped)
     reports_parsed = len(reports)
@@ -164,6 +190,9 @@ def prepare_dataset(
             Skipped("report", u, reason, f) for u, f in zip(lost["uid"], lost["file"], strict=True)
         ]
         images = images[images["uid"].isin(studies["uid"])]
+        if studies.empty:
+            partial.append(_why_empty(source, config, skipped))
+            _check_complete(partial, config)
 
         studies["text"] = build_text(studies, config.text_fields, config.clean)
         studies["n_images"] = studies["uid"].map(n_images).astype(int)
@@ -191,6 +220,7 @@ def prepare_dataset(
             "diseased": int((studies["label"] == 1).sum()),
             "images_excluded_by_view": excluded_by_view,
             "splits": _split_counts(studies, images),
+            "partial": partial,
             "skipped_count": len(skipped),
             "skipped_by_reason": dict(
                 Counter(s.reason.split(":")[0] for s in skipped).most_common()

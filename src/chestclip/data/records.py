@@ -38,3 +38,5 @@ class SourceRecords:
     images: pd.DataFrame
     skipped: list[Skipped] = field(default_factory=list)
     archive: str | None = None  # set when image files are members of this tar archive
+    # what makes the source as a whole incomplete (a truncated archive), one line each
+    problems: list[str] = field(default_factory=list)

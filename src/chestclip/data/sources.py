@@ -11,7 +11,7 @@ from chestclip.data.kaggle import (
     is_kaggle,
     read_kaggle,
 )
-from chestclip.data.openi import REPORTS_ARCHIVE, is_openi, read_openi
+from chestclip.data.openi import REPORTS_ARCHIVE, OpenIFormatError, is_openi, read_openi
 from chestclip.data.records import SourceRecords
 from chestclip.errors import ChestClipError
 
@@ -45,7 +45,7 @@ def read_source(source: str | Path, with_images: bool = True) -> SourceRecords:
         records = (
             read_kaggle(path, with_images) if layout == "kaggle" else read_openi(path, with_images)
         )
-    except KaggleFormatError as err:
+    except (KaggleFormatError, OpenIFormatError) as err:
         raise SourceError(str(err)) from None
     if records.reports.empty:
         reasons = sorted({s.reason for s in records.skipped})[:3]

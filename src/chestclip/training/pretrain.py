@@ -148,6 +148,8 @@ def pretrain(
     data = PreparedData(data_dir)
     if not data.has_images:
         raise ChestClipError(f"{data.root}: prepared with --no-images; pretraining needs images")
+    if not (data.studies["split"] == "train").any():
+        raise ChestClipError(f"{data.root}: no training study (an empty or partial dataset)")
     settings = config.pretrain
     L.seed_everything(config.seed, workers=True, verbose=False)
     tokenizer = prepare_tokenizer(config, data, run / "tokenizer", resume)
