@@ -97,6 +97,58 @@ def write_dicom(path: Path, pixels, photometric: str) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def _raw(tag: int, vr: str, value: bytes):
+    """An element written byte for byte, however wrong (pydicom validates what it encodes)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    return RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+
+
+def _lut(descriptor: list[int], entries: int):
+    import struct
+
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item[0x00283002] = _raw(0x00283002, "US", struct.pack(f"<{len(descriptor)}H", *descriptor))
+    item[0x00283006] = _raw(0x00283006, "OW", struct.pack(f"<{entries}H", *range(entries)))
+    return item
+
+
+# the DICOM attributes a broken exporter writes, each raising inside pydicom's pixel pipeline
+MALFORMED_DICOM = {
+    "slope-text": {"RescaleSlope": _raw(0x00281053, "DS", b"abc "),
+                   "RescaleIntercept": _raw(0x00281052, "DS", b"0 ")},
+    "window-text": {"WindowCenter": _raw(0x00281050, "DS", b"wide"),
+                    "WindowWidth": _raw(0x00281051, "DS", b"400 ")},
+    "short-voi-lut": {"VOILUTSequence": [_lut([4096, 0, 12], 10)]},
+    "short-modality-lut": {"ModalityLUTSequence": [_lut([4096, 0, 12], 10)]},
+    "one-value-lut-descriptor": {"VOILUTSequence": [_lut([4096], 4096)]},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def malformed_dicoms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small DICOM per MALFORMED_DICOM attribute set, named ``<kind>.dcm``."""
+    import numpy as np
+    from pydicom import dcmread
+
+    folder = tmp_path_factory.mktemp("malformed")
+    paths = {}
+    for kind, elements in MALFORMED_DICOM.items():
+        path = paths[kind] = folder / f"{kind}.dcm"
+        write_dicom(path, np.arange(64 * 64).reshape(64, 64) % 4096, "MONOCHROME2")
+        dataset = dcmread(path)
+        for keyword, value in elements.items():
+            if isinstance(value, list):
+                setattr(dataset, keyword, value)
+            else:
+                dataset[value.tag] = value
+        dataset.save_as(path, enforce_file_format=True)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def evaluated_run(probed_run, prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory):
     """A copy of ``probed_run`` with validation thresholds (`evaluate`) and the training index

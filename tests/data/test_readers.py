@@ -266,3 +266,24 @@ def test_for_model_raster_matches_the_training_decoder(tmp_path):
 def test_for_model_reports_unreadable_files(tmp_path):
     with pytest.raises(ImageReadError, match=r"absent\.dcm: file not found"):
         read_xray_for_model(tmp_path / "absent.dcm", 32, "pad")
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "slope-text",
+        "window-text",
+        "short-voi-lut",
+        "short-modality-lut",
+        "one-value-lut-descriptor",
+    ],
+)
+def test_malformed_dicom_attributes_are_the_files_one_line_error(malformed_dicoms, kind):
+    """Text in Rescale Slope or Window Center, a LUT shorter than its descriptor, a descriptor
+    of one value: pydicom raises TypeError, IndexError or struct.error deep in its pipeline."""
+    for read in (read_xray, lambda path: read_xray_for_model(path, 32)):
+        with pytest.raises(ImageReadError) as caught:
+            read(malformed_dicoms[kind])
+        message = str(caught.value)
+        assert message.startswith(f"{malformed_dicoms[kind]}: malformed DICOM")
+        assert "\n" not in message

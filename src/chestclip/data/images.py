@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import tarfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -12,23 +11,59 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from chestclip.data.limits import (
+    DEFAULT_MAX_PIXELS,
+    InputRejected,
+    InputSource,
+    open_input,
+    open_raster,
+)
+
 ResizeMode = Literal["pad", "stretch"]
 ImageSource = bytes | str  # encoded bytes, or a file path
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_BLOCK_ELEMENTS = 1 << 20  # float32 working set of scale_to_uint8: 4 MB
 
 
 def to_grey(image: Image.Image) -> np.ndarray:
     """Any PIL image → uint8 [H, W]. 12/16-bit and float images are min-max scaled; alpha is
     composited on black (background of a radiograph)."""
     if image.mode in _HIGH_DEPTH_MODES:
-        pixels = np.asarray(image, dtype=np.float32)
-        low, high = float(pixels.min()), float(pixels.max())
-        scaled = (pixels - low) / (high - low) * 255.0 if high > low else np.zeros_like(pixels)
-        return np.round(scaled).astype(np.uint8)
+        pixels = np.asarray(image)
+        return scale_to_uint8(pixels, float(pixels.min()), float(pixels.max()))
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
     return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def scale_to_uint8(
+    values: np.ndarray,
+    low: float,
+    high: float,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Map ``low`` → 0 and ``high`` → 255 linearly, clipping outside and rounding; a flat range
+    is black. ``transform`` (elementwise, e.g. a DICOM LUT) is applied first. Works through
+    blocks of rows in float32, so a large image never has a float copy of itself."""
+    grey = np.zeros(values.shape, np.uint8)
+    if high == low:
+        return grey
+    for rows in row_blocks(values):
+        block = np.array(transform(values[rows]) if transform else values[rows], np.float32)
+        block -= low
+        block /= high - low
+        block *= 255.0
+        np.clip(block, 0.0, 255.0, out=block)
+        grey[rows] = np.rint(block, out=block)
+    return grey
+
+
+def row_blocks(values: np.ndarray) -> Iterator[slice]:
+    """Slices of consecutive rows of ``values`` [H, ...], about a million elements each."""
+    rows = max(1, _BLOCK_ELEMENTS // max(1, values[0].size)) if len(values) else 1
+    for start in range(0, len(values), rows):
+        yield slice(start, start + rows)
 
 
 def fit_square(grey: np.ndarray, size: int, mode: ResizeMode = "pad") -> np.ndarray:
@@ -47,12 +82,18 @@ def fit_square(grey: np.ndarray, size: int, mode: ResizeMode = "pad") -> np.ndar
     return np.asarray(canvas)
 
 
-def load_xray(source: ImageSource, size: int, mode: ResizeMode = "pad") -> np.ndarray:
-    """Decode a PNG/JPEG (8/16-bit grey, RGB, RGBA) and fit it to size×size uint8. JPEGs are
-    decoded at full size, as PNGs are (a reduced-scale JPEG decode, ``Image.draft``, is faster
-    but gives other pixels than the PNG of the same image: the format would change the answer)."""
-    handle = io.BytesIO(source) if isinstance(source, bytes) else source
-    with Image.open(handle) as image:
+def load_xray(
+    source: InputSource,
+    size: int,
+    mode: ResizeMode = "pad",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode a PNG/JPEG (8/16-bit grey, RGB, RGBA) and fit it to size×size uint8. Other formats
+    raise UnidentifiedImageError; more than ``max_pixels`` (read from the header) InputRejected.
+    JPEGs are decoded at full size, as PNGs are (a reduced-scale JPEG decode, ``Image.draft``,
+    is faster but gives other pixels than the PNG of the same image: the format would change
+    the answer)."""
+    with open_input(source) as handle, open_raster(handle, max_pixels) as image:
         return fit_square(to_grey(image), size, mode)
 
 
@@ -102,6 +143,7 @@ def decode_into(
     mode: ResizeMode = "pad",
     workers: int = 2,
     progress: Callable[[Iterator], Iterator] = iter,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> dict[int, str]:
     """Decode ``files`` into ``out[i]`` (uint8 [N, S, S]); return {index: error} for failures."""
     size = out.shape[1]
@@ -111,7 +153,9 @@ def decode_into(
         if source is None:
             return index, None, "unreadable: missing from the archive or archive truncated"
         try:
-            return index, load_xray(source, size, mode), ""
+            return index, load_xray(source, size, mode, max_pixels), ""
+        except InputRejected as err:
+            return index, None, f"refused: {err}"
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             reason = (
                 "file missing"
