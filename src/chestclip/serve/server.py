@@ -13,8 +13,32 @@ import uvicorn
 from fastapi import FastAPI
 
 from chestclip.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
+from chestclip.serve.connections import HEADER_TIMEOUT_S, protocol_with_header_deadline
 
 LOOPBACK = "127.0.0.1"
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
+MAX_CONNECTIONS = 64  # open connections beyond which new requests get 503
+
+
+def server_config(
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    header_timeout: float = HEADER_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
+) -> uvicorn.Config:
+    """uvicorn's settings for ``app``: a deadline for each request's headers, a keep-alive
+    timeout and a limit on open connections, so slow or idle clients cannot hold the server."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=protocol_with_header_deadline(header_timeout),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        limit_concurrency=max_connections,
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -36,17 +60,23 @@ def serve(
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who can reach it can upload images")
     log(f"chestclip viewer for {Path(run_dir)} on http://{host}:{port} (research use only)")
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run()
+    uvicorn.Server(server_config(app, host, port)).run()
 
 
 class ServerThread:
     """``with ServerThread(app) as url:`` serves ``app`` from a daemon thread on ``host`` (port
-    0: a free one, read back once bound) and stops it when the block ends."""
+    0: a free one, read back once bound) and stops it when the block ends; ``limits`` are
+    ``server_config``'s."""
 
     def __init__(
-        self, app: FastAPI, host: str = LOOPBACK, port: int = 0, startup_seconds: float = 30.0
+        self,
+        app: FastAPI,
+        host: str = LOOPBACK,
+        port: int = 0,
+        startup_seconds: float = 30.0,
+        **limits: float,
     ) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        config = server_config(app, host, port, log_level="warning", **limits)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.host, self.startup_seconds = host, startup_seconds

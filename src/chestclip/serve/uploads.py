@@ -7,6 +7,7 @@ ASGI middleware is the documented way to bound the body before the multipart par
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import tempfile
@@ -20,18 +21,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # The suffix tells the reader a DICOM written without its preamble; nothing else is kept.
 KNOWN_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 MAX_NAME_LENGTH = 120
+UPLOAD_TIMEOUT_S = 120.0  # 32 MB at 2 Mbit/s; a slower upload holds a connection too long
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class UploadLimit:
-    """ASGI middleware: a request whose body exceeds ``max_bytes`` gets 413. The declared
-    Content-Length is checked first, then the bytes are counted as they arrive (a body sent in
-    chunks has no Content-Length, and a declared one may lie); the body, at most ``max_bytes``, is
-    buffered and handed on only when complete."""
+    """ASGI middleware: a request whose body exceeds ``max_bytes`` gets 413, one that has not
+    arrived whole ``seconds`` after its headers 408 (a client sending a byte a second would
+    otherwise hold its connection for ever). The declared Content-Length is checked first, then
+    the bytes are counted as they arrive (a body sent in chunks has no Content-Length, and a
+    declared one may lie); the body, at most ``max_bytes``, is buffered and handed on only when
+    complete."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float = UPLOAD_TIMEOUT_S) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -43,8 +48,15 @@ class UploadLimit:
             return
         messages: deque[Message] = deque()
         size = 0
+        deadline = asyncio.get_running_loop().time() + self.seconds
         while True:
-            message = await receive()
+            try:
+                left = deadline - asyncio.get_running_loop().time()
+                message = await asyncio.wait_for(receive(), max(left, 0))
+            except asyncio.TimeoutError:
+                detail = f"upload too slow: not complete within {self.seconds:g} s"
+                await _refuse(send, 408, detail)
+                return
             if message["type"] == "http.disconnect":
                 return  # the client left: nobody to answer
             size += len(message.get("body", b""))
@@ -61,20 +73,24 @@ class UploadLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        detail = f"upload too large: the limit is {self.max_bytes:,} bytes"
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(send, 413, f"upload too large: the limit is {self.max_bytes:,} bytes")
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    """Answer ``{"detail": ...}`` and close the connection (the rest of the body is not read)."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def display_name(filename: str | None) -> str:
