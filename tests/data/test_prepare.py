@@ -129,3 +129,33 @@ def test_rerun_replaces_previous_output(phantom_openi, tmp_path):
     assert not (tmp_path / "p/stale.txt").exists()
     assert np.load(tmp_path / "p/images.npy").shape[1] == 40
     assert [p.name for p in tmp_path.iterdir()] == ["p"]
+
+
+def test_a_killed_prepare_leaves_nothing_behind_after_the_next_run(phantom_openi, tmp_path):
+    """SIGKILL leaves no chance to clean up: the next run removes the dead run's folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "import chestclip.data.prepare as stage\n"
+        "from chestclip.config import PrepareConfig\n"
+        "stage.decode_images = lambda *args: time.sleep(600)  # killed while decoding\n"
+        "stage.prepare_dataset(sys.argv[1], sys.argv[2], PrepareConfig(image_size=32))\n"
+    )
+    out = tmp_path / "p"
+    child = subprocess.Popen([sys.executable, "-c", script, str(phantom_openi), str(out)])
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".p.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(tmp_path.glob(".p.*.tmp")), "the child never started decoding"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert list(tmp_path.glob(".p.*.tmp"))  # what the kill left
+    prepare_dataset(phantom_openi, out, PrepareConfig(image_size=32))
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]

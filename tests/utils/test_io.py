@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import pytest
 
@@ -52,3 +53,36 @@ def test_claim_new_path_never_returns_an_existing_name(tmp_path):
         f"scan.png.gradcam-{n}.png" for n in range(2, 10)
     )
     assert earlier.read_bytes() == b"an earlier run's overlay"
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temporary_directories_of_dead_processes_are_removed(tmp_path):
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())
+    stale = tmp_path / f".prepared.{host}-{_dead_pid()}.k3j2h1g0.tmp"
+    (stale / "images.npy").parent.mkdir()
+    (stale / "images.npy").write_bytes(b"\0" * 1000)
+    kept = [
+        tmp_path / f".prepared.{host}-{os.getpid()}.a1b2c3d4.tmp",  # its process runs: in use
+        tmp_path / f".prepared.otherhost-{_dead_pid()}.a1b2c3d4.tmp",  # another host's process
+        tmp_path / ".prepared.a1b2c3d4.tmp",  # no owner in the name: not provably ours
+        tmp_path / f".heads.{host}-{_dead_pid()}.a1b2c3d4.tmp",  # another target's
+        tmp_path / "user-data",
+    ]
+    for folder in kept:
+        folder.mkdir()
+    with atomic_directory(tmp_path / "prepared") as tmp:
+        (tmp / "summary.json").write_text("{}")
+    assert not stale.exists() and all(folder.is_dir() for folder in kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["prepared"] + [k.name for k in kept]
+    )

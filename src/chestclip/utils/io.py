@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,16 +70,19 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary directory; on success it replaces ``path`` (whole or not at all)."""
+    """Yield an empty temporary directory; on success it replaces ``path`` (whole or not at all).
+    The temporary directories of ``path`` that a killed process left are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    owner = _owner()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{owner}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_current_umask())
     try:
         yield tmp
         old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f".{path.name}.{owner}.old")
             os.replace(path, old)
         os.replace(tmp, path)
         if old is not None:
@@ -85,3 +90,40 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _owner() -> str:
+    """``<host>-<pid>``: who made a temporary directory, in its name (the host name sanitised, for
+    folders shared over the network)."""
+    return f"{re.sub(r'[^A-Za-z0-9_]', '_', socket.gethostname())}-{os.getpid()}"
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary directories ``atomic_directory(path)`` made in processes of this host
+    that no longer run (killed before they could clean up); return them. Only names of our own
+    pattern, ``.<name>.<host>-<pid>.<random>.tmp`` (or ``.old``), are touched, and never one
+    whose process is alive or that another host made."""
+    path = Path(path)
+    host = _owner().rsplit("-", 1)[0]
+    pattern = re.compile(
+        rf"\.{re.escape(path.name)}\.{re.escape(host)}-(\d+)\.(?:[A-Za-z0-9_]+\.tmp|old)"
+    )
+    removed = []
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink() and not _alive(int(match[1])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would not ask but act there: assume it runs
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
