@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import socket
 import tarfile
@@ -170,7 +171,7 @@ def test_downloads_verifies_and_extracts(server, archives, tmp_path):
     assert reports.extracted_to == dest / "ecgen-radiology"
     assert (dest / "ecgen-radiology/1.xml").read_bytes() == REPORT_XML
     assert pngs.extracted_to == dest / "NLMCXR_png"
-    assert sorted(p.name for p in (dest / "NLMCXR_png").iterdir()) == sorted(PNG_NAMES)
+    assert sorted(p.name for p in (dest / "NLMCXR_png").glob("[!.]*")) == sorted(PNG_NAMES)
     with Image.open(dest / "NLMCXR_png" / PNG_NAMES[0]) as image:
         assert image.size == (48, 48)
     visible = sorted(p.name for p in dest.iterdir() if not p.name.startswith("."))
@@ -388,10 +389,64 @@ def test_corrupt_archive_cannot_be_extracted(tmp_path):
 def test_reextraction_replaces_the_directory_whole(tmp_path, archives):
     archive = tmp_path / REPORTS
     archive.write_bytes(archives[REPORTS])
-    (tmp_path / "ecgen-radiology").mkdir()
+    assert extract_archive(archive, tmp_path) == tmp_path / "ecgen-radiology"
     (tmp_path / "ecgen-radiology/stale.xml").write_bytes(b"old")
     assert extract_archive(archive, tmp_path) == tmp_path / "ecgen-radiology"
-    assert sorted(p.name for p in (tmp_path / "ecgen-radiology").iterdir()) == ["1.xml", "2.xml"]
+    assert sorted(p.name for p in (tmp_path / "ecgen-radiology").glob("[!.]*")) == [
+        "1.xml",
+        "2.xml",
+    ]
+
+
+def test_an_archive_cannot_choose_where_it_lands(server, tmp_path):
+    """An archive whose top folder is ``.ssh``, extracted into a home directory, replaced the
+    user's ``.ssh``: now its content goes into the folder the tool names, and nothing else in
+    DEST is written."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh/id_rsa").write_bytes(b"private key")
+    (home / ".ssh/authorized_keys").write_bytes(b"the user's keys")
+    evil = {".ssh/authorized_keys": b"the attacker's key", ".ssh/1.xml": REPORT_XML}
+    server.files = {REPORTS: _tgz(evil, dirs=(".ssh",))}
+    result = download_iu_xray(home, server.base_url, files=(REPORTS,), progress=False)
+    assert result.files[0].extracted_to == home / "ecgen-radiology"
+    assert (home / ".ssh/id_rsa").read_bytes() == b"private key"
+    assert (home / ".ssh/authorized_keys").read_bytes() == b"the user's keys"
+    assert (home / "ecgen-radiology/.ssh/authorized_keys").read_bytes() == b"the attacker's key"
+
+
+def test_a_folder_the_tool_did_not_make_is_never_replaced(server, archives, tmp_path):
+    (tmp_path / "ecgen-radiology").mkdir()
+    (tmp_path / "ecgen-radiology/mine.xml").write_bytes(b"the user's own")
+    server.files = archives
+    with pytest.raises(DownloadError, match="exists and was not made by chestclip") as info:
+        download_iu_xray(tmp_path, server.base_url, files=(REPORTS,), progress=False)
+    assert "\n" not in str(info.value)
+    assert [p.name for p in (tmp_path / "ecgen-radiology").iterdir()] == ["mine.xml"]
+
+
+def test_a_folder_extracted_before_the_marker_moved_inside_is_still_ours(tmp_path, archives):
+    archive = tmp_path / REPORTS
+    archive.write_bytes(archives[REPORTS])
+    (tmp_path / "ecgen-radiology").mkdir()
+    (tmp_path / "ecgen-radiology/stale.xml").write_bytes(b"old")
+    (tmp_path / f".{REPORTS}.extracted.json").write_text(
+        '{"archive": "NLMCXR_reports.tgz", "sha256": "x", "directory": "ecgen-radiology"}'
+    )
+    extract_archive(archive, tmp_path)
+    assert not (tmp_path / "ecgen-radiology/stale.xml").exists()
+
+
+def test_the_first_downloads_sha256_is_recorded_and_checked_later(server, archives, tmp_path):
+    server.files = archives
+    download_iu_xray(tmp_path, server.base_url, files=(REPORTS,), progress=False)
+    recorded = json.loads((tmp_path / ".chestclip-sha256.json").read_text())
+    assert recorded == {REPORTS: _sha(archives[REPORTS])}
+    (tmp_path / REPORTS).unlink()
+    server.files = {REPORTS: archives[REPORTS][:-1] + b"!"}  # the server now serves other bytes
+    with pytest.raises(DownloadError, match=r"recorded in .*when NLMCXR_reports\.tgz was first"):
+        download_iu_xray(tmp_path, server.base_url, files=(REPORTS,), progress=False)
+    assert not (tmp_path / REPORTS).exists() and (tmp_path / f"{REPORTS}.corrupt").is_file()
 
 
 def test_parse_sha256_and_bad_checksums(tmp_path):

@@ -36,7 +36,13 @@ DEFAULT_BASE_URL = "https://openi.nlm.nih.gov/imgs/collections"
 IU_XRAY_ARCHIVES = {"reports": REPORTS_ARCHIVE, "images": IMAGES_ARCHIVE}  # --only choices
 # OpenI publishes no checksums and we do not invent them: users who have one pass it
 # (``chestclip download iu-xray --sha256 NLMCXR_png.tgz=<hex>``, or ``expected=`` in Python).
+# Otherwise the first download's sha256 is recorded in DEST/RECORDED_SHA256 and later
+# downloads into DEST must match it (trust on first use).
 KNOWN_SHA256: dict[str, str] = {}
+RECORDED_SHA256 = ".chestclip-sha256.json"
+# The one folder each archive is extracted into: nothing else in DEST is ever written.
+EXTRACTED_DIRS = {REPORTS_ARCHIVE: "ecgen-radiology", IMAGES_ARCHIVE: "NLMCXR_png"}
+EXTRACTED_MARKER = ".chestclip-extracted.json"  # inside a folder extraction made
 CHUNK_BYTES = 1 << 20
 RETRY_DELAY_S = 2.0  # times the attempt number
 _HEADERS = {"User-Agent": f"chestclip/{__version__}", "Accept-Encoding": "identity"}
@@ -104,25 +110,39 @@ def download_iu_xray(
 ) -> DownloadResult:
     """Fetch the OpenI archives into ``dest`` (``dest/<name>``), resuming ``dest/<name>.part``
     left by an interrupted run; verify each (size, and sha256 when known: ``expected`` maps a
-    file name to its hex digest) and, with ``extract``, unpack it safely (``extract_archive``).
-    A file already present and verified is not fetched again, nor re-extracted."""
+    file name to its hex digest, else the one recorded in ``dest`` by its first download) and,
+    with ``extract``, unpack it safely (``extract_archive``). A file already present and
+    verified is not fetched again, nor re-extracted."""
     dest = Path(dest)
     checksums = _checksums(files, expected)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DownloadError(f"{dest}: cannot create the destination: {_one_line(err)}") from None
+    recorded = _recorded_sha256(dest)
     results = []
     for name in files:
         url = f"{base_url.rstrip('/')}/{name}"
-        item = fetch_file(
-            url,
-            dest / name,
-            checksums.get(name),
-            progress=progress,
-            timeout=timeout,
-            retries=retries,
-        )
+        from_record = name not in checksums and name in recorded
+        try:
+            item = fetch_file(
+                url,
+                dest / name,
+                checksums.get(name) or recorded.get(name),
+                progress=progress,
+                timeout=timeout,
+                retries=retries,
+            )
+        except DownloadError as err:
+            if not from_record or "sha256" not in str(err):
+                raise
+            raise DownloadError(
+                f"{err}; that sha256 was recorded in {dest / RECORDED_SHA256} when {name} was "
+                "first downloaded: if the server's file legitimately changed, remove its entry"
+            ) from None
+        if name not in recorded:
+            recorded[name] = item.sha256
+            atomic_write_json(dest / RECORDED_SHA256, recorded)
         if extract:
             item = replace(item, extracted_to=_extract_once(item, dest, progress))
         results.append(item)
@@ -142,6 +162,20 @@ def _checksums(files: Sequence[str], expected: Mapping[str, str] | None) -> dict
             raise DownloadError(f"sha256 for {name}: {digest!r} is not 64 hexadecimal digits")
         checksums[name] = digest.strip().lower()
     return checksums
+
+
+def _recorded_sha256(dest: Path) -> dict[str, str]:
+    try:
+        record = json.loads((dest / RECORDED_SHA256).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise DownloadError(f"{dest / RECORDED_SHA256}: unreadable: {_one_line(err)}") from None
+    if not isinstance(record, dict) or not all(
+        isinstance(v, str) and _SHA256.fullmatch(v) for v in record.values()
+    ):
+        raise DownloadError(f"{dest / RECORDED_SHA256}: not a {{name: sha256}} record")
+    return record
 
 
 def fetch_file(
@@ -347,33 +381,56 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 
 def _extract_once(item: DownloadedFile, dest: Path, progress: bool) -> Path:
     """Extract ``item`` unless this very archive (same sha256) was extracted into ``dest``."""
-    marker = dest / f".{item.name}.extracted.json"
-    try:
-        record = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        record = {}
-    directory = record.get("directory") if isinstance(record, dict) else None
-    if directory and record.get("sha256") == item.sha256 and (dest / directory).is_dir():
-        return dest / directory
-    target = extract_archive(item.path, dest, progress)
-    atomic_write_json(
-        marker, {"archive": item.name, "sha256": item.sha256, "directory": target.name}
-    )
-    return target
+    target = dest / extracted_name(item.name)
+    if _extraction_record(target).get("sha256") == item.sha256:
+        return target
+    return extract_archive(item.path, dest, progress, sha256=item.sha256)
+
+
+def extracted_name(archive_name: str) -> str:
+    """The folder an archive is extracted into: fixed for the OpenI archives, else the archive's
+    name without ``.tgz`` (never a name read from inside the archive)."""
+    return EXTRACTED_DIRS.get(archive_name) or _archive_stem(archive_name)
+
+
+def _extraction_record(target: Path) -> dict:
+    """What ``extract_archive`` wrote into ``target`` ({} if it did not make it). Folders made
+    before the marker moved inside are recognised by the record beside them."""
+    legacy = target.parent.glob(".*.extracted.json")
+    for path in (target / EXTRACTED_MARKER, *legacy):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("directory") == target.name:
+            return record
+    return {}
 
 
 def extract_archive(
-    archive: str | os.PathLike, dest: str | os.PathLike, progress: bool = False
+    archive: str | os.PathLike,
+    dest: str | os.PathLike,
+    progress: bool = False,
+    sha256: str | None = None,
 ) -> Path:
-    """Unpack a tar archive into ``dest``; return the directory it made.
+    """Unpack a tar archive into ``dest / extracted_name(archive)``; return that folder.
 
-    An archive with one top-level directory (``NLMCXR_reports.tgz``: ``ecgen-radiology/``) gives
-    ``dest/<that directory>``; one with files at its top (``NLMCXR_png.tgz``: the PNGs) gives
-    ``dest/<archive name without .tgz>``. It is unpacked in a hidden directory inside ``dest``
-    that replaces the target only once whole. A member with an absolute path, a ``..``
-    component, a link leading outside ``dest`` or a device file refuses the whole archive.
+    The folder's name is ours, never the archive's: an archive whose top folder is
+    ``ecgen-radiology/`` (``NLMCXR_reports.tgz``) has that level removed, any other content
+    (``NLMCXR_png.tgz``: PNGs at its top; an archive whose top folder is ``.ssh``) goes inside
+    the folder as it is. An existing folder is replaced only if an earlier extraction made it
+    (its marker file); otherwise nothing is written. The archive is unpacked in a hidden
+    directory inside ``dest`` that replaces the folder only once whole. A member with an
+    absolute path, a ``..`` component, a link leading outside ``dest`` or a device file refuses
+    the whole archive.
     """
     archive, dest = Path(archive), Path(dest)
+    target = dest / extracted_name(archive.name)
+    if target.is_symlink() or (target.exists() and not _extraction_record(target)):
+        raise DownloadError(
+            f"{archive}: would extract into {target}, which exists and was not made by chestclip; "
+            "move it away or choose another --dest (nothing was extracted)"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{archive.name}.", suffix=".tmp", dir=dest) as tmp:
         root = Path(tmp)
@@ -383,14 +440,14 @@ def extract_archive(
         except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
             raise DownloadError(f"{archive}: cannot extract: {_one_line(err)}") from None
         entries = list(root.iterdir())
-        single = len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink()
-        content = entries[0] if single else root
-        target = dest / (entries[0].name if single else _archive_stem(archive.name))
-        if target.exists() and not target.is_dir():
-            raise DownloadError(f"{archive}: would extract to {target}, which is not a directory")
+        top = entries[0] if len(entries) == 1 else None
+        unwrap = top and top.name == target.name and top.is_dir() and not top.is_symlink()
+        content = top if unwrap else root
+        record = {"archive": archive.name, "sha256": sha256, "directory": target.name}
         with atomic_directory(target) as slot:
             for child in content.iterdir():
                 os.replace(child, slot / child.name)
+            atomic_write_json(slot / EXTRACTED_MARKER, record)
     return target
 
 
