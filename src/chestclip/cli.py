@@ -32,6 +32,13 @@ OVERRIDES_OPTION = click.option(
 RUN_CONFIG_OPTION = click.option(
     "--config", "config_file", help="YAML path or packaged name [RUN/config.yaml]."
 )
+MAX_MEGAPIXELS_OPTION = click.option(
+    "--max-megapixels",
+    type=click.FloatRange(min=0, min_open=True),
+    default=50,  # limits.DEFAULT_MAX_PIXELS in MP (importing chestclip.data would load torch)
+    show_default=True,
+    help="Refuse images with more pixels (read from the header, before decoding).",
+)
 BOOTSTRAP_OPTION = click.option(
     "--bootstrap",
     type=click.IntRange(min=0),
@@ -446,6 +453,7 @@ def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite:
     help="Nearest training reports to show (needs `chestclip retrieve` to have built the index).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON lines).")
+@MAX_MEGAPIXELS_OPTION
 def predict(
     run_dir: Path,
     files: tuple[Path, ...],
@@ -454,6 +462,7 @@ def predict(
     method: str | None,
     drafts: int,
     as_json: bool,
+    max_megapixels: float,
 ) -> None:
     """P(diseased) for PNG, JPEG or DICOM files, with decisions, ROI zones and overlays."""
     import json
@@ -461,7 +470,8 @@ def predict(
     from chestclip.inference.predict import predict_files
 
     failed = 0
-    for result in predict_files(run_dir, files, indication, cam_dir, method, drafts):
+    max_pixels = int(max_megapixels * 1e6)
+    for result in predict_files(run_dir, files, indication, cam_dir, method, drafts, max_pixels):
         if result.error:
             failed += 1
             click.echo(f"chestclip: error: {result.error}", err=True)
@@ -507,12 +517,42 @@ def predict(
     type=click.IntRange(min=1),
     help="Larger uploads get HTTP 413.",
 )
-def serve(run_dir: Path, host: str, port: int, max_upload_mb: int) -> None:
+@click.option(
+    "--token",
+    envvar="CHESTCLIP_SERVE_TOKEN",
+    help="Bearer token the API requires; needed beyond loopback [$CHESTCLIP_SERVE_TOKEN].",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name clients use to reach the server, besides loopback (repeatable).",
+)
+@MAX_MEGAPIXELS_OPTION
+def serve(
+    run_dir: Path,
+    host: str,
+    port: int,
+    max_upload_mb: int,
+    token: str | None,
+    allow_hosts: tuple[str, ...],
+    max_megapixels: float,
+) -> None:
     """Web viewer and JSON API: upload an X-ray, see P(diseased) per head, the heat map, its ROI
     zones and the nearest training reports (API docs at /docs)."""
     from chestclip.serve import serve as run_server
 
-    run_server(run_dir, host, port, max_upload_mb * 2**20, log=click.echo)
+    run_server(
+        run_dir,
+        host,
+        port,
+        max_upload_mb * 2**20,
+        log=click.echo,
+        token=token,
+        allow_hosts=allow_hosts,
+        max_pixels=int(max_megapixels * 1e6),
+    )
 
 
 @cli.command("run")

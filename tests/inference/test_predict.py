@@ -138,3 +138,25 @@ def test_overlays_of_files_with_one_name_are_all_kept(evaluated_run, xray_files,
     assert earlier.read_bytes() == b"an earlier run's overlay"
     first, second = (Path(p).read_bytes() for p in overlays)
     assert first.startswith(b"\x89PNG") and second.startswith(b"\x89PNG") and first != second
+
+
+def test_a_malformed_dicom_is_its_own_error_and_the_batch_goes_on(
+    evaluated_run, xray_files, malformed_dicoms
+):
+    files = [*malformed_dicoms.values(), xray_files["png"]]
+    result = CliRunner().invoke(cli, ["predict", "--run", str(evaluated_run), *map(str, files)])
+    assert result.exit_code == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(malformed_dicoms)
+    for error, path in zip(errors, malformed_dicoms.values(), strict=True):
+        assert error.startswith(f"chestclip: error: {path}: malformed DICOM")
+    assert result.stdout.startswith(str(xray_files["png"]))  # the last file was still predicted
+
+
+def test_more_pixels_than_allowed_is_that_files_error(evaluated_run, xray_files):
+    png = str(xray_files["png"])  # 128² = 16,384 pixels
+    result = CliRunner().invoke(
+        cli, ["predict", "--run", str(evaluated_run), png, "--max-megapixels", "0.01"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"chestclip: error: {png}: 128×128 pixels (0.0 MP) exceed")

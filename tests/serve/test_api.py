@@ -9,12 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from chestclip.errors import ChestClipError
 from chestclip.inference.predict import validation_thresholds
 from chestclip.serve import create_app
 from chestclip.serve.app import STATIC
 from chestclip.serve.images import blended_overlay
 
 pytestmark = pytest.mark.slow
+LOCAL = "http://localhost"
 
 
 def upload(client, path_or_bytes, name=None, **form):
@@ -113,7 +115,9 @@ def test_corrupt_image_is_a_one_line_400_without_server_paths(client, xray_files
 
 
 def test_oversize_upload_is_a_413(evaluated_run, predictor, xray_files):
-    small = TestClient(create_app(evaluated_run, max_upload_bytes=1024, predictor=predictor))
+    small = TestClient(
+        create_app(evaluated_run, max_upload_bytes=1024, predictor=predictor), base_url=LOCAL
+    )
     assert xray_files["png"].stat().st_size > 1024
     response = upload(small, xray_files["png"])
     assert response.status_code == 413
@@ -147,7 +151,8 @@ def test_a_bug_is_a_500_without_traceback(evaluated_run, predictor, xray_files, 
 
     monkeypatch.setattr(predictor, "predict", broken)
     app = create_app(evaluated_run, predictor=predictor)
-    response = upload(TestClient(app, raise_server_exceptions=False), xray_files["png"])
+    client = TestClient(app, raise_server_exceptions=False, base_url=LOCAL)
+    response = upload(client, xray_files["png"])
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error (RuntimeError); see the server log"}
 
@@ -173,3 +178,63 @@ def test_page_and_its_files_are_served_and_self_contained(client):
         assert response.status_code == 200
         assert (STATIC / name).read_text() == response.text
         assert "http://" not in response.text and "https://" not in response.text  # no CDN
+
+
+def test_a_long_indication_is_refused_before_the_model(client, xray_files):
+    """840 KB of indication held the model lock for seconds; real ones are under 250 chars."""
+    response = upload(client, xray_files["png"], indication="cough " * 140_000)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "indication: String should have at most 2000 characters"
+    assert upload(client, xray_files["png"], indication="c" * 2000).status_code == 200
+
+
+def test_the_indication_is_cleaned_outside_the_model_lock(predictor, xray_files, monkeypatch):
+    import chestclip.inference.predict as predict_module
+
+    clean, locked = predict_module.clean_text, []
+    monkeypatch.setattr(
+        predict_module,
+        "clean_text",
+        lambda text, mode: locked.append(predictor._lock.locked()) or clean(text, mode),
+    )
+    predictor.predict(predictor.read(xray_files["png"]), "Cough and fever.", drafts=0)
+    assert locked == [False]
+    with pytest.raises(ChestClipError, match="indication of 2,001 characters: at most 2,000"):
+        predictor.predict(predictor.read(xray_files["png"]), "c" * 2001)
+
+
+@pytest.mark.parametrize(
+    "kind", ["slope-text", "window-text", "short-voi-lut", "short-modality-lut"]
+)
+def test_a_malformed_dicom_is_a_400_naming_the_upload(client, malformed_dicoms, kind):
+    response = upload(client, malformed_dicoms[kind], name=f"{kind}.dcm")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"{kind}.dcm: malformed DICOM")
+
+
+def test_at_most_max_decodes_uploads_are_decoded_at_once(
+    evaluated_run, predictor, xray_files, monkeypatch
+):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    read, active, most = predictor.read, [0], [0]
+    guard = threading.Lock()
+
+    def slow_read(path, max_pixels):
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.2)
+        try:
+            return read(path, max_pixels)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(predictor, "read", slow_read)
+    app = create_app(evaluated_run, predictor=predictor, max_decodes=2)
+    with TestClient(app, base_url=LOCAL) as client, ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda _: upload(client, xray_files["png"]).status_code, range(6)))
+    assert codes == [200] * 6 and most[0] == 2

@@ -17,11 +17,18 @@ def test_defaults_bind_loopback(monkeypatch, tmp_path):
     assert calls == [(tmp_path, "127.0.0.1", 8000, 32 * 2**20)]
 
 
-def test_a_run_without_heads_is_a_one_line_error(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(sys, "argv", ["chestclip", "serve", "--run", str(tmp_path / "missing")])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("missing", "run directory not found"), ("", "no image-reading head in heads/")],
+)
+def test_a_missing_run_or_one_without_heads_is_a_one_line_error(
+    monkeypatch, capsys, tmp_path, name, problem
+):
+    run = tmp_path / name
+    monkeypatch.setattr(sys, "argv", ["chestclip", "serve", "--run", str(run)])
     with pytest.raises(SystemExit) as exit_info:
         main()
     error = capsys.readouterr().err
     assert exit_info.value.code == 1
-    assert error.startswith("chestclip: error:") and "run `chestclip probe` first" in error
+    assert error.startswith(f"chestclip: error: {run}: {problem}")
     assert len(error.strip().splitlines()) == 1

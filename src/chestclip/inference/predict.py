@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from chestclip.data.limits import DEFAULT_MAX_PIXELS
 from chestclip.data.readers import ImageReadError, read_xray_for_model
+from chestclip.data.text import clean_text
 from chestclip.errors import ChestClipError
 from chestclip.explain.overlay import overlay_caption, save_overlay
 from chestclip.explain.registry import explain, methods_for
@@ -35,6 +37,9 @@ from chestclip.training.probe import HEADS_DIR
 from chestclip.utils.io import claim_new_path
 
 POSITIVE, NEGATIVE = "diseased", "normal"
+# Real indications are at most ~230 characters; the text encoder reads its first few hundred
+# anyway. A longer one is refused before any tokenising (it would hold the model lock).
+MAX_INDICATION_CHARS = 2000
 
 
 @dataclass
@@ -129,6 +134,8 @@ class Predictor:
     def load(cls, run: str | Path) -> Predictor:
         """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV)."""
         run = Path(run)
+        if not run.is_dir():
+            raise ChestClipError(f"{run}: run directory not found")
         explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True))
         train_index = index_path(run, "train")
         index = EmbeddingIndex.load(train_index) if (train_index / "index.json").is_file() else None
@@ -158,10 +165,10 @@ class Predictor:
             )
         return names
 
-    def read(self, path: str | Path) -> np.ndarray:
-        """An X-ray file → uint8 [S, S], prepared as the training images were. Raises
-        ImageReadError."""
-        return read_xray_for_model(path, self.image_size, self.training_data["resize"])
+    def read(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """An X-ray file (at most ``max_pixels`` pixels) → uint8 [S, S], prepared as the
+        training images were. Raises ImageReadError."""
+        return read_xray_for_model(path, self.image_size, self.training_data["resize"], max_pixels)
 
     def predict(
         self,
@@ -180,16 +187,22 @@ class Predictor:
                 f"heat-map method {method!r} does not apply to this model; "
                 f"choose one of: {', '.join(self.methods)}"
             )
+        if indication and len(indication) > MAX_INDICATION_CHARS:
+            raise ChestClipError(
+                f"indication of {len(indication):,} characters: at most "
+                f"{MAX_INDICATION_CHARS:,} are read"
+            )
         names = self.heads_for(indication)
         explainers = {name: self.explainers[name] for name in names}
         explained = next((name for name, e in explainers.items() if e.needs_text), names[0])
         pixels = as_pixels(image)
+        cleaned = (  # outside the lock: the lock is for the model alone
+            clean_text(indication, self.training_data["clean"])
+            if indication and any(e.needs_text for e in explainers.values())
+            else None
+        )
         with self._lock:
-            text = (
-                explainers[explained].text_embedding(indication, self.training_data["clean"])
-                if indication and any(e.needs_text for e in explainers.values())
-                else None
-            )
+            text = explainers[explained].text_embedding(cleaned, "none") if cleaned else None
             with torch.inference_mode():
                 probabilities = {
                     name: e.probability(pixels, text if e.needs_text else None)
@@ -236,13 +249,15 @@ def predict_files(
     cam_dir: str | Path | None = None,
     method: str | None = None,
     drafts: int = 3,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[Prediction]:
-    """Predict every file in turn; an unreadable file yields a Prediction with ``error``."""
+    """Predict every file in turn; an unreadable file (or one of more than ``max_pixels``
+    pixels) yields a Prediction with ``error``."""
     predictor = Predictor.load(run)
     predictor.heads_for(indication)  # no head for this input: say so before reading any file
     for file in files:
         try:
-            image = predictor.read(file)
+            image = predictor.read(file, max_pixels)
         except ImageReadError as err:
             yield Prediction(str(file), error=str(err))
             continue

@@ -6,13 +6,19 @@ Routes: ``GET /`` the viewer page (plain HTML/CSS/JS from ``static/``), ``GET /a
 the assets fastapi-offline packages: no CDN) and ``GET /openapi.json``.
 
 The model is loaded once, when the app is created; :class:`Predictor` scores one image at a time,
-so concurrent requests are safe. Errors are one line: 400 for an unreadable or unsupported
-upload, 413 beyond the size limit, 500 (details in the server's log only) for a bug.
+so concurrent requests are safe, and at most ``max_decodes`` uploads are decoded at once (each
+within the pixel cap), so memory stays bounded whatever is uploaded. Errors are one line and
+name no server path: 400 for an unreadable or unsupported upload, 413 beyond the size limit, 422
+for a malformed request (an indication longer than ``MAX_INDICATION_CHARS``), 500 (details in the
+server's log only) for a bug. Requests pass ``chestclip.serve.security`` first (Host allow-list,
+same-origin POSTs, optional bearer token).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -21,17 +27,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from chestclip import __version__
+from chestclip.data.limits import DEFAULT_MAX_PIXELS
 from chestclip.data.readers import ImageReadError
 from chestclip.errors import ChestClipError
 from chestclip.inference.model_card import model_card_facts
-from chestclip.inference.predict import Predictor, reads_new_images
+from chestclip.inference.predict import MAX_INDICATION_CHARS, Predictor, reads_new_images
 from chestclip.serve.images import blended_overlay, coloured_heatmap, png_base64
 from chestclip.serve.schemas import Draft, HeadInfo, Health, ModelInfo, PredictResult
+from chestclip.serve.security import (
+    LOOPBACK_NAMES,
+    RequestGuard,
+    strip_paths,
+    without_paths,
+)
 from chestclip.serve.uploads import UploadLimit, display_name, stored_upload
 
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 2**20
+DEFAULT_MAX_DECODES = 2  # uploads decoded at once: each may take ~10 bytes per allowed pixel
 STATIC = Path(__file__).parent / "static"
 # The page loads nothing but its own files and the images the API returns as data: URLs.
 PAGE_HEADERS = {
@@ -57,24 +72,33 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     drafts: int = 3,
     predictor: Predictor | None = None,
+    hosts: Sequence[str] = LOOPBACK_NAMES,
+    token: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decodes: int = DEFAULT_MAX_DECODES,
 ) -> FastAPI:
     """The app for ``run_dir`` (a run with probed heads; ``chestclip evaluate`` supplies the
     thresholds, ``chestclip retrieve`` the index of training reports). ``predictor``: an already
-    loaded one for that run."""
+    loaded one for that run. ``hosts``: the Host header names it answers to; ``token``: the
+    bearer token ``/api/`` requires (None: none)."""
     predictor = predictor or Predictor.load(run_dir)
-    card = model_card_facts(predictor.run)
+    card = without_paths(model_card_facts(predictor.run))
+    decode_slots = threading.BoundedSemaphore(max_decodes)
     app = FastAPIOffline(
         title="chestclip",
         version=__version__,
         description="P(diseased), heat map, ROI zones and nearest training reports for a chest "
         "X-ray. Research use only: not a medical device.",
     )
+    # the last added runs first: Host, then Origin and token, then the size of the body
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(RequestGuard, token=token)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(ChestClipError)
     async def bad_input(request: Request, error: ChestClipError) -> JSONResponse:
-        return JSONResponse({"detail": one_line(str(error))}, status_code=400)
+        return JSONResponse({"detail": strip_paths(one_line(str(error)))}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -125,16 +149,17 @@ def create_app(
     def predict(
         file: Annotated[UploadFile, File(description="PNG, JPEG or DICOM")],
         indication: Annotated[
-            str | None, Form(description="enables the indication-only heads")
+            str | None,
+            Form(description="enables the indication-only heads", max_length=MAX_INDICATION_CHARS),
         ] = None,
         method: Annotated[
             str | None, Form(description="heat-map method [the model's default]")
         ] = None,
     ) -> PredictResult:
         name = display_name(file.filename)
-        with stored_upload(file.file.read(), name) as path:
+        with stored_upload(file.file.read(), name) as path, decode_slots:
             try:
-                image = predictor.read(path)
+                image = predictor.read(path, max_pixels)
             except ImageReadError as error:
                 problem = str(error).removeprefix(f"{path}: ")
                 raise ImageReadError(f"{name}: {problem}") from None

@@ -3,17 +3,19 @@ thread (tests, benchmarks)."""
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from chestclip.data.limits import DEFAULT_MAX_PIXELS
+from chestclip.errors import ChestClipError
 from chestclip.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 from chestclip.serve.connections import HEADER_TIMEOUT_S, protocol_with_header_deadline
+from chestclip.serve.security import TOKEN_ENV, allowed_hosts, is_loopback
 
 LOOPBACK = "127.0.0.1"
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this (uvicorn's default)
@@ -41,25 +43,31 @@ def server_config(
     )
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def serve(
     run_dir: str | Path,
     host: str = LOOPBACK,
     port: int = 8000,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     log: Callable[[str], None] = print,
+    token: str | None = None,
+    allow_hosts: Sequence[str] = (),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Load ``run_dir`` and serve the viewer until interrupted (Ctrl+C)."""
-    app = create_app(run_dir, max_upload_bytes)
+    """Load ``run_dir`` and serve the viewer until interrupted (Ctrl+C). Beyond loopback a
+    ``token`` is required; ``allow_hosts``: the names clients use to reach the server."""
+    if not is_loopback(host) and not token:
+        raise ChestClipError(
+            f"listening on {host} needs a token: pass --token or set {TOKEN_ENV} "
+            "(clients then send Authorization: Bearer <token>)"
+        )
+    hosts = allowed_hosts(host, allow_hosts)
+    app = create_app(run_dir, max_upload_bytes, hosts=hosts, token=token, max_pixels=max_pixels)
     if not is_loopback(host):
-        log(f"warning: listening on {host}: anyone who can reach it can upload images")
-    log(f"chestclip viewer for {Path(run_dir)} on http://{host}:{port} (research use only)")
+        log(f"warning: listening on {host}: anyone who has the token can upload images")
+    shown = f"[{host}]" if ":" in host else host
+    page = f"http://{shown}:{port}/" + ("#token=<token>" if token else "")
+    log(f"chestclip viewer for {Path(run_dir).name} on {page} (research use only)")
+    log(f"answering to Host: {', '.join(hosts)}")
     uvicorn.Server(server_config(app, host, port)).run()
 
 

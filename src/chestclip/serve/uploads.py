@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import tempfile
+import unicodedata
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 KNOWN_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 MAX_NAME_LENGTH = 120
 UPLOAD_TIMEOUT_S = 120.0  # 32 MB at 2 Mbit/s; a slower upload holds a connection too long
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+# Unicode categories that print nothing or reorder the text shown around them (U+202E)
+_INVISIBLE = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 class UploadLimit:
@@ -94,10 +95,12 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
 
 
 def display_name(filename: str | None) -> str:
-    """What an upload is called in messages: the client's file name without any folder,
-    printable and short; never used as a path."""
+    """What an upload is called in messages: the client's file name without any folder, without
+    control, format (bidi overrides, zero-width) or line-separator characters, and short; never
+    used as a path."""
     name = PurePosixPath((filename or "").replace("\\", "/")).name
-    name = _UNPRINTABLE.sub("", name).strip()[:MAX_NAME_LENGTH]
+    name = "".join(c for c in name if unicodedata.category(c) not in _INVISIBLE)
+    name = name.strip()[:MAX_NAME_LENGTH]
     return name if name.strip(".") else "upload"
 
 

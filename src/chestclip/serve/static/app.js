@@ -6,6 +6,19 @@ const $ = (id) => document.getElementById(id);
 let model = null;
 let current = null;
 
+// A server exposed beyond loopback needs its token: `chestclip serve` names the page as
+// http://HOST:PORT/#token=TOKEN. What follows '#' never reaches a server or its logs; the token
+// is kept for this tab only and removed from the address bar.
+const token = (() => {
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (given) {
+    sessionStorage.setItem("chestclip-token", given);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("chestclip-token");
+})();
+const authorisation = () => (token ? { Authorization: `Bearer ${token}` } : {});
+
 function cell(row, text, className) {
   const td = row.insertCell();
   td.textContent = text;
@@ -20,10 +33,12 @@ function showError(message) {
 
 async function loadModel() {
   try {
-    const response = await fetch("/api/model");
-    model = await response.json();
+    const response = await fetch("/api/model", { headers: authorisation() });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+    model = body;
   } catch (error) {
-    showError(`cannot reach the server: ${error.message}`);
+    showError(`cannot load the model: ${error.message}`);
     return;
   }
   const heads = model.heads.map((h) => (h.needs_indication ? `${h.name} (with indication)` : h.name));
@@ -61,7 +76,11 @@ async function analyse() {
   $("analyse").disabled = true;
   $("status").textContent = `analysing ${current.name}…`;
   try {
-    const response = await fetch("/api/predict", { method: "POST", body: form });
+    const response = await fetch("/api/predict", {
+      method: "POST",
+      body: form,
+      headers: authorisation(),
+    });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
     render(body);
