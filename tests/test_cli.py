@@ -115,3 +115,101 @@ def test_prepare_source_that_is_not_iu(monkeypatch, capsys, tmp_path):
     )
     assert code == 1
     assert "not an IU X-Ray layout: expected an OpenI download" in captured.err
+
+
+# ---- one line instead of a traceback (issue 18) ----------------------------------------------
+
+
+def assert_one_line(code, captured, *expected):
+    assert code == 1, captured.err
+    error = captured.err.strip()
+    assert len(error.splitlines()) == 1 and error.startswith("chestclip: error: "), error
+    for part in expected:
+        assert part in error, error
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("[1", "not a YAML value"), ("!!python/object/apply:os.system ['echo hi']", "YAML value")],
+)
+def test_a_broken_override_is_one_line(monkeypatch, capsys, tmp_path, value, problem):
+    args = ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--config", "tiny"]
+    code, captured = run_main(monkeypatch, capsys, *args, "--set", f"pretrain.lr={value}")
+    assert_one_line(code, captured, "override ", "pretrain.lr=", problem)
+
+
+def test_unknown_text_fields_are_one_line(monkeypatch, capsys, tmp_path, phantom_kaggle):
+    args = ["prepare", "--source", str(phantom_kaggle), "--out", str(tmp_path / "p")]
+    code, captured = run_main(monkeypatch, capsys, *args, "--text-fields", "indication,bogus")
+    assert_one_line(code, captured, "text_fields.1", "'indication'")
+    assert not (tmp_path / "p").exists()
+
+
+def test_build_text_names_unknown_fields_as_a_user_error():
+    from chestclip.data.text import build_text
+    from chestclip.errors import ChestClipError
+
+    with pytest.raises(ChestClipError, match=r"unknown text field\(s\) bogus: expected indication"):
+        build_text(pd.DataFrame({"indication": ["cough"]}), ("bogus",), "safe")
+
+
+@pytest.mark.parametrize("problem", ["missing columns", "not UTF-8"])
+def test_a_broken_projection_table_is_one_line(
+    monkeypatch, capsys, tmp_path, phantom_openi, problem
+):
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(phantom_openi, source)
+    table = source / "nlmcxr_dicom_metadata.csv"
+    if problem == "missing columns":
+        table.write_text("imageid,Position\nCXR1_1_IM-0001-3001,PA\n")
+    else:
+        table.write_bytes(table.read_bytes().replace(b"PA", b"P\xe9\xff", 1))
+    code, captured = run_main(
+        monkeypatch, capsys, "prepare", "--source", str(source), "--out", str(tmp_path / "p")
+    )
+    assert_one_line(code, captured, f"{table}: unreadable projection table")
+
+
+@pytest.fixture(scope="module")
+def small_prepared(phantom_kaggle, tmp_path_factory):
+    from chestclip.config import PrepareConfig
+    from chestclip.data import prepare_dataset
+
+    out = tmp_path_factory.mktemp("small") / "prepared"
+    return prepare_dataset(phantom_kaggle, out, PrepareConfig(image_size=32, workers=1)).out
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ("pretrain.accelerator=tpu9", "invalid accelerator name"),
+        ("pretrain.strategy=bogus", "invalid strategy name"),
+        ("pretrain.devices=99", "99 CPU devices asked for"),
+    ],
+)
+def test_impossible_hardware_is_refused_in_one_line(
+    monkeypatch, capsys, tmp_path, small_prepared, setting, problem
+):
+    """pretrain.devices=99 on a CPU waited for ever for 98 ranks that never joined."""
+    args = ["pretrain", "--data", str(small_prepared), "--out", str(tmp_path / "run")]
+    args += ["--config", "tiny", "--set", "pretrain.accelerator=cpu", "--set", setting]
+    code, captured = run_main(monkeypatch, capsys, *args)
+    assert_one_line(code, captured, setting.split("=")[0], problem)
+
+
+def test_a_truncated_last_checkpoint_is_one_line(monkeypatch, capsys, tmp_path, small_prepared):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints/last.ckpt").write_bytes(b"PK\x03\x04 the first bytes of a zip, then none")
+    args = ["pretrain", "--data", str(small_prepared), "--out", str(run), "--config", "tiny"]
+    code, captured = run_main(monkeypatch, capsys, *args, "--resume")
+    assert_one_line(code, captured, f"{run / 'checkpoints/last.ckpt'}: truncated or corrupt")
+
+
+def test_predict_on_a_missing_run_says_not_found(monkeypatch, capsys, tmp_path):
+    code, captured = run_main(
+        monkeypatch, capsys, "predict", "--run", str(tmp_path / "nope"), "x.png"
+    )
+    assert_one_line(code, captured, f"{tmp_path / 'nope'}: run directory not found")

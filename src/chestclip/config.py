@@ -26,12 +26,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# chestclip.data.records.SECTIONS (importing chestclip.data here would be circular)
+TextField = Literal["indication", "comparison", "findings", "impression"]
+
+
 class PrepareConfig(_Section):
     """``chestclip prepare``: how reports and images become a training-ready dataset."""
 
     image_size: int = Field(224, ge=16, le=4096)
     views: Literal["all", "frontal"] = "all"
-    text_fields: tuple[str, ...] = ("indication", "findings")
+    text_fields: tuple[TextField, ...] = ("indication", "findings")
     clean: Literal["safe", "paper", "none"] = "safe"
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 0
@@ -197,6 +201,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             data = set_dotted(data, key.strip(), yaml.safe_load(raw))
         except ConfigError as err:
             raise ConfigError(f"override {item!r}: {err}") from None
+        except yaml.YAMLError as err:  # broken YAML, or a tag such as !!python/object
+            problem = str(err).strip().splitlines()[0]
+            raise ConfigError(f"override {item!r}: not a YAML value: {problem}") from None
     return data
 
 

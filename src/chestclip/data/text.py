@@ -10,6 +10,7 @@ from typing import Literal
 import pandas as pd
 
 from chestclip.data.records import SECTIONS
+from chestclip.errors import ChestClipError
 
 CleanMode = Literal["safe", "paper", "none"]
 
@@ -84,5 +85,7 @@ def build_text(reports: pd.DataFrame, fields: tuple[str, ...], mode: CleanMode) 
     """The model's text per report: the chosen fields concatenated, then cleaned."""
     unknown = set(fields) - set(SECTIONS)
     if unknown:
-        raise ValueError(f"unknown text field(s) {sorted(unknown)}: expected {SECTIONS}")
+        raise ChestClipError(
+            f"unknown text field(s) {', '.join(sorted(unknown))}: expected {', '.join(SECTIONS)}"
+        )
     return reports.apply(lambda row: clean_text(join_fields(row, fields), mode), axis=1)

@@ -14,6 +14,8 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from chestclip.training.trainer import build_trainer
+
 
 def inputs_and_labels(batch: tuple[Tensor, Tensor] | dict) -> tuple[Tensor, Tensor]:
     """(features, labels) batches of a TensorDataset, or image-dataset dicts."""
@@ -65,7 +67,7 @@ def fit_keep_best(
     checkpoints = workdir / "checkpoints"
     best = ModelCheckpoint(dirpath=checkpoints, monitor="val/auc", mode="max", save_top_k=1)
     options = {"logger": False, "enable_model_summary": False} | trainer_options
-    trainer = L.Trainer(callbacks=[best], **options)
+    trainer = build_trainer(callbacks=[best], **options)
     trainer.fit(module, train, val)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])

@@ -36,6 +36,7 @@ from chestclip.models import (
 from chestclip.training.augment import make_augment
 from chestclip.training.clip_module import ClipModule
 from chestclip.training.datamodule import PairDataModule
+from chestclip.training.trainer import build_trainer, check_checkpoint
 from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json
 from chestclip.utils.provenance import environment
 
@@ -178,7 +179,7 @@ def pretrain(
         callbacks.append(
             EarlyStopping("val/loss", patience=settings.early_stopping_patience, mode="min")
         )
-    trainer = L.Trainer(
+    trainer = build_trainer(
         **settings.trainer_options(),
         callbacks=callbacks,
         logger=CSVLogger(run, name="logs"),
@@ -190,6 +191,8 @@ def pretrain(
         atomic_write_json(
             run / "env.json", environment(config.seed) | {"resumed": resume and last.exists()}
         )
+    if resume and last.exists():
+        check_checkpoint(last)
     trainer.fit(
         module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None
     )
