@@ -1,12 +1,18 @@
-"""Running the app with uvicorn: in the foreground (``chestclip serve``) or from a background
-thread (tests, benchmarks)."""
+"""Running the app with uvicorn: in the foreground (``chestclip serve``), or from a background
+thread or a child process (tests, benchmarks)."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -103,3 +109,39 @@ class ServerThread:
     def __exit__(self, *exc_info: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class ServerProcess:
+    """``with ServerProcess(run, *options) as url:`` runs ``chestclip serve --run RUN --port
+    <free> OPTIONS`` in a child process (what a user runs, so its memory can be measured alone:
+    ``self.process.pid``) and stops it when the block ends."""
+
+    def __init__(
+        self, run: str | Path, *options: str, startup_seconds: float = 300.0, **popen: Any
+    ) -> None:
+        with socket.socket() as probe:
+            probe.bind((LOOPBACK, 0))
+            self.port = probe.getsockname()[1]
+        self.command = [sys.executable, "-c", "from chestclip.cli import main; main()", "serve"]
+        self.command += ["--run", str(run), "--port", str(self.port), *options]
+        self.startup_seconds, self.popen = startup_seconds, popen
+
+    def __enter__(self) -> str:
+        self.process = subprocess.Popen(self.command, **self.popen)
+        url, deadline = f"http://{LOOPBACK}:{self.port}", time.monotonic() + self.startup_seconds
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=5):
+                    return url
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"chestclip serve did not start: {' '.join(self.command)}")
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
