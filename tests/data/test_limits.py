@@ -41,13 +41,15 @@ def test_bombs_are_refused_from_their_headers(bombs, kind, reader):
         READERS[reader](bombs[kind])
 
 
-def test_deflated_dicom_is_inflated_only_up_to_the_bound(bombs):
-    """112 MB inflated; with a 1-MP cap the bound is 20 MB: refused after counting past it,
-    never holding more than a chunk (Python-level allocations traced)."""
+def test_deflated_dicom_is_inflated_only_up_to_the_bound(tmp_path):
+    """A header that claims 100² pixels over 112 MB of inflated data; with a 1-MP cap the
+    bound is 20 MB: refused after counting past it, never holding more than a chunk
+    (Python-level allocations traced)."""
+    liar = write_deflated_dicom_bomb(tmp_path / "liar.dcm", OVER_THE_CAP, declared=100)
     tracemalloc.start()
     try:
         with pytest.raises(ImageReadError, match="deflated data inflates to more than"):
-            read_xray(bombs["dicom"], max_pixels=1_000_000)
+            read_xray(liar, max_pixels=1_000_000)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

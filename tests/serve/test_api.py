@@ -130,7 +130,7 @@ def test_the_upload_is_stored_only_in_a_removed_temporary_directory(
 ):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     read, seen = predictor.read, []
-    monkeypatch.setattr(predictor, "read", lambda path: seen.append(path) or read(path))
+    monkeypatch.setattr(predictor, "read", lambda path, *cap: seen.append(path) or read(path, *cap))
     response = upload(client, xray_files["png"], name="../../../../tmp/evil.png")
     assert response.status_code == 200 and response.json()["file"] == "evil.png"
     (path,) = seen

@@ -140,3 +140,23 @@ def test_api_docs_render_offline(page, url):
     page.wait_for_selector(".opblock-summary-path[data-path='/api/predict']")
     assert page.problems == []
     assert page.hosts == {urlsplit(url).netloc}
+
+
+def test_a_server_with_a_token_is_used_from_the_address_fragment(
+    browser, evaluated_run, predictor, xray_files
+):
+    token = "a-long-random-token"
+    app = create_app(evaluated_run, predictor=predictor, token=token)
+    with ServerThread(app) as url:
+        without = browser.new_page()
+        without.goto(url)  # without the token: the page says what it needs
+        without.wait_for_selector("#error", state="visible")
+        assert "this server needs its token" in without.inner_text("#error")
+        without.close()
+        page = browser.new_page()
+        page.goto(f"{url}/#token={token}")
+        page.wait_for_selector("#method option[value='cnn-gradcam']", state="attached")
+        assert page.evaluate("location.hash") == ""  # not left in the address bar
+        page.set_input_files("#file", xray_files["png"])
+        page.wait_for_selector("#results[data-file='a.png']", state="visible")
+        page.close()

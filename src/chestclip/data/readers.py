@@ -15,6 +15,7 @@ stored frame's size, whatever the window function does.
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,6 +64,7 @@ _DICOM_SUFFIXES = (".dcm", ".dicom")
 _RASTER_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG"}
 _GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
 _PIXEL_DATA = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_TAG = 0x7FE00010
 _RASTER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 # the transfer syntax a file without file meta was written in, by (implicit VR, little endian)
 _ENCODINGS = {
@@ -182,8 +184,9 @@ def _read_dicom(path: Path, handle: BinaryIO, max_pixels: int) -> np.ndarray:
 
 def _check_inflation(handle: BinaryIO, max_pixels: int) -> None:
     """For a deflated transfer syntax (the whole dataset zlib-compressed, which pydicom inflates
-    in one piece), count the inflated bytes first and refuse past what a frame within
-    ``max_pixels`` needs. ``handle`` is left at its start."""
+    in one piece): refuse an image declared larger than ``max_pixels`` from the first inflated
+    chunk, then count the inflated bytes and refuse past what a frame within the cap needs.
+    ``handle`` is left at its start."""
     try:
         read_preamble(handle, force=True)
         meta = read_dataset(handle, False, True, stop_when=lambda tag, vr, length: tag >> 16 != 2)
@@ -191,8 +194,24 @@ def _check_inflation(handle: BinaryIO, max_pixels: int) -> None:
     except Exception:  # no readable file meta: not deflated (dcmread judges the rest)
         deflated = False
     if deflated:
+        start = handle.tell()
+        _check_declared_pixels(handle, max_pixels)
+        handle.seek(start)
         check_inflated_size(handle, max_pixels * BYTES_PER_PIXEL + METADATA_BYTES)
     handle.seek(0)
+
+
+def _check_declared_pixels(handle: BinaryIO, max_pixels: int) -> None:
+    """Rows × Columns of a deflated dataset, read from its first inflated megabyte."""
+    head = zlib.decompressobj(-zlib.MAX_WBITS).decompress(handle.read(1 << 20), 1 << 20)
+    try:
+        dataset = read_dataset(
+            io.BytesIO(head), False, True, stop_when=lambda tag, vr, length: tag == _PIXEL_TAG
+        )
+        rows, columns = int(dataset.Rows), int(dataset.Columns)
+    except Exception:  # metadata beyond the first megabyte, or malformed: counting decides
+        return
+    check_pixels(columns, rows, max_pixels)
 
 
 def _display_pixels(path: Path, dataset: Dataset, max_pixels: int) -> np.ndarray:

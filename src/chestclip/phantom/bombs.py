@@ -43,9 +43,10 @@ def write_png_bomb(path: str | Path, side: int) -> Path:
     return Path(path)
 
 
-def write_deflated_dicom_bomb(path: str | Path, side: int) -> Path:
-    """A valid DICOM of ``side``² black 16-bit pixels in the Deflated Explicit VR Little Endian
-    transfer syntax (the whole dataset zlib-compressed)."""
+def write_deflated_dicom_bomb(path: str | Path, side: int, declared: int | None = None) -> Path:
+    """A DICOM of ``side``² black 16-bit pixels in the Deflated Explicit VR Little Endian
+    transfer syntax (the whole dataset zlib-compressed); valid unless ``declared`` makes its
+    Rows and Columns lie about the size."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -57,7 +58,7 @@ def write_deflated_dicom_bomb(path: str | Path, side: int) -> Path:
     )
     dataset.Modality, dataset.PatientID = "DX", "bomb"
     dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
-    dataset.Rows = dataset.Columns = side
+    dataset.Rows = dataset.Columns = declared or side
     dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 16, 15
     dataset.PixelRepresentation = 0
     body = DicomBytesIO()

@@ -6,9 +6,9 @@ const $ = (id) => document.getElementById(id);
 let model = null;
 let current = null;
 
-// A server exposed beyond loopback needs its token: `chestclip serve` names the page as
-// http://HOST:PORT/#token=TOKEN. What follows '#' never reaches a server or its logs; the token
-// is kept for this tab only and removed from the address bar.
+// A server exposed beyond loopback needs its token: open the page's address with
+// "#token=TOKEN" at its end. What follows '#' never reaches a server or its logs; the token is
+// kept for this tab only and removed from the address bar.
 const token = (() => {
   const given = new URLSearchParams(location.hash.slice(1)).get("token");
   if (given) {
