@@ -87,3 +87,12 @@ def test_set_dotted_returns_a_copy():
     assert set_dotted({}, "probe.lr", 0.1) == {"probe": {"lr": 0.1}}
     with pytest.raises(ConfigError, match="'seed' is not a section"):
         set_dotted({"seed": 0}, "seed.value", 1)
+
+
+def test_text_field_choices_are_the_report_sections():
+    from typing import get_args
+
+    from chestclip.config import TextField
+    from chestclip.data.records import SECTIONS
+
+    assert get_args(TextField) == SECTIONS
