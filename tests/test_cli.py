@@ -213,3 +213,11 @@ def test_predict_on_a_missing_run_says_not_found(monkeypatch, capsys, tmp_path):
         monkeypatch, capsys, "predict", "--run", str(tmp_path / "nope"), "x.png"
     )
     assert_one_line(code, captured, f"{tmp_path / 'nope'}: run directory not found")
+
+
+def test_the_megapixel_default_is_the_librarys():
+    from chestclip.data.limits import DEFAULT_MAX_PIXELS
+
+    for command in ("predict", "serve"):
+        option = next(p for p in cli.commands[command].params if p.name == "max_megapixels")
+        assert option.default * 1e6 == DEFAULT_MAX_PIXELS
