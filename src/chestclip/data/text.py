@@ -70,6 +70,11 @@ def clean_text(text: str, mode: CleanMode = "safe") -> str:
     return " ".join(t for t in text.split() if t not in stop and not _DEIDENTIFIED.match(t))
 
 
+def negation_words(text: str) -> frozenset[str]:
+    """The negations ``text`` says ("no", "not", "isn", ...), whatever its case or punctuation."""
+    return frozenset(_SPECIAL.sub(" ", text.lower()).split()) & NEGATIONS
+
+
 def join_fields(row: pd.Series, fields: tuple[str, ...]) -> str:
     """Concatenate the chosen report sections, each ended as a sentence."""
     parts = []
