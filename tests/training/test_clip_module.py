@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from chestclip.retrieval.metrics import retrieval_metrics
 from chestclip.training.clip_module import cosine_with_warmup, image_to_text_recall
 
 
@@ -12,8 +13,32 @@ def test_recall_counts_identical_texts_as_one_candidate():
     result = image_to_text_recall(image, text, torch.tensor([5, 7, 7, 9]), ks=(1, 2))
     assert result["recall@1"] == pytest.approx(3 / 4)
     assert result["chance@1"] == pytest.approx(1 / 3)
-    # text 9 scores 0, tied with text 7: only strictly better candidates push it down the ranking
-    assert result["recall@2"] == 1.0
+    # image 3 scores 0 for its own text 9, tied with text 7: a tie ranks before the hit, so text 9
+    # comes third, not second
+    assert result["recall@2"] == pytest.approx(3 / 4)
+
+
+def test_a_collapsed_model_scores_zero_recall_not_full_recall():
+    """Ties count against the query, as in retrieval.metrics: identical embeddings rank every
+    other text before the query's own."""
+    same = torch.nn.functional.normalize(torch.ones(6, 4), dim=1)
+    result = image_to_text_recall(same, same, torch.arange(6), ks=(1, 5))
+    assert result["recall@1"] == 0.0 and result["recall@5"] == 0.0
+
+
+def test_validation_recall_ranks_like_retrieval_metrics():
+    generator = torch.Generator().manual_seed(0)
+    # coarse values make ties common
+    image = torch.randint(0, 3, (40, 4), generator=generator).float()
+    text_ids = torch.randint(0, 12, (40,), generator=generator)
+    text = torch.randint(0, 3, (12, 4), generator=generator).float()[text_ids]
+    keys = [str(int(i)) for i in text_ids]
+    ks = (1, 5, 10)
+    expected = retrieval_metrics(image.numpy(), keys, text.numpy(), keys, ks)["image_to_report"]
+    result = image_to_text_recall(image, text, text_ids, ks)
+    for k in ks:
+        assert result[f"recall@{k}"] == pytest.approx(expected[f"recall@{k}"])
+        assert result[f"chance@{k}"] == pytest.approx(expected[f"chance@{k}"])
 
 
 def test_recall_of_perfect_and_reversed_embeddings():

@@ -6,10 +6,12 @@ import math
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 
 from chestclip.models import ChestCLIP, ClipLoss
+from chestclip.retrieval.metrics import first_hit_ranks
 
 RECALL_AT = (1, 5)
 
@@ -21,15 +23,21 @@ def image_to_text_recall(
 
     ``image_emb`` [N, D], ``text_emb`` [N, D] and ``text_ids`` [N] are per image; identical texts
     share an id (and an embedding), so the candidates are the distinct texts and a hit is the
-    query's own text, which is also every identical report. Chance is K / distinct texts.
+    query's own text, which is also every identical report. Chance is K / distinct texts. Ranked
+    by ``retrieval.metrics.first_hit_ranks``, ties against the query: a collapsed model that
+    embeds everything alike scores 0, not 1.
     """
     unique_ids, inverse = torch.unique(text_ids, return_inverse=True)
     candidates = text_emb.new_zeros(len(unique_ids), text_emb.shape[1]).index_copy_(
         0, inverse, text_emb
     )
-    scores = image_emb @ candidates.T  # [N, T]
-    rank = (scores > scores.gather(1, inverse[:, None])).sum(dim=1)  # [N], 0 = ranked first
-    result = {f"recall@{k}": (rank < k).float().mean().item() for k in ks}
+    own_text = (inverse[:, None] == torch.arange(len(unique_ids), device=inverse.device)).cpu()
+    ranks = first_hit_ranks(
+        image_emb.detach().float().cpu().numpy(),
+        candidates.detach().float().cpu().numpy(),
+        own_text.numpy(),
+    )  # [N], 1 = ranked first
+    result = {f"recall@{k}": float(np.mean(ranks <= k)) for k in ks}
     result.update({f"chance@{k}": min(1.0, k / len(unique_ids)) for k in ks})
     return result
 
