@@ -61,14 +61,17 @@ def head_scores(cache: FeatureCache, directory: Path, split: str) -> np.ndarray:
 
 
 def baseline_for(data: PreparedData, fields: Sequence[str], seed: int) -> dict[str, np.ndarray]:
-    """Bag-of-words scores per split, trained on the training reports only."""
+    """Bag-of-words scores per image of each evaluated split, trained on the training reports
+    only, one row per study (its views share the text), cross-validated by patient."""
     texts = texts_for(data, tuple(fields))
-    per_split = {
-        s: texts.loc[data.split_images(s)["uid"]].tolist() for s in ("train", *EVAL_SPLITS)
+    train = data.split_images("train").drop_duplicates("uid")
+    model = bag_of_words_baseline(
+        texts.loc[train["uid"]].tolist(), train["label"].to_numpy(), seed, groups=train["uid"]
+    )
+    return {
+        s: baseline_scores(model, texts.loc[data.split_images(s)["uid"]].tolist())
+        for s in EVAL_SPLITS
     }
-    labels = data.split_images("train")["label"].to_numpy()
-    model = bag_of_words_baseline(per_split["train"], labels, seed=seed)
-    return {s: baseline_scores(model, per_split[s]) for s in EVAL_SPLITS}
 
 
 def score_frozen_heads(
