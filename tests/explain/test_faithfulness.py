@@ -64,9 +64,38 @@ def test_saliency_order_and_cells():
     heatmap = np.zeros((6, 4))
     heatmap[4:, 2:] = 1.0  # cell 5
     heatmap[0:2, 0:2] = 0.5  # cell 0
-    assert saliency_order(heatmap, (3, 2)).tolist() == [5, 0, 1, 2, 3, 4]
+    order = saliency_order(heatmap, (3, 2)).tolist()
+    assert order[:2] == [5, 0] and sorted(order[2:]) == [1, 2, 3, 4]  # the tied zeros last
     with pytest.raises(ValueError, match="does not fit"):
         cell_index((4, 4), (8, 8))
+
+
+def test_tied_cells_are_ordered_at_random_not_top_to_bottom():
+    flat = np.zeros((8, 8))
+    order = saliency_order(flat, (4, 4), seed=0)
+    assert sorted(order.tolist()) == list(range(16)) and order.tolist() != list(range(16))
+    assert order.tolist() == saliency_order(flat, (4, 4), seed=0).tolist()  # seeded
+    assert order.tolist() != saliency_order(flat, (4, 4), seed=1).tolist()
+    partly = np.zeros((8, 8))
+    partly[6:, 6:] = 1.0  # cell 15 first, then the 15 tied cells in a random order
+    order = saliency_order(partly, (4, 4), seed=0)
+    assert order[0] == 15 and order[1:].tolist() != list(range(15))
+
+
+def test_a_flat_map_deletes_no_faster_than_a_random_order():
+    """A score that reads the top quarter of the image: deleting cells row by row (the old
+    tie-break) would make a map that says nothing look faithful."""
+    pixels = torch.zeros(1, 1, 64, 64)
+    pixels[..., :16, :] = 1.0
+
+    def top_quarter(images: torch.Tensor) -> torch.Tensor:
+        return images[:, 0, :16, :].mean(dim=(1, 2))
+
+    flat = np.zeros((64, 64), dtype=np.float32)
+    result = faithfulness(pixels, flat, top_quarter, GRID, "mean", seed=0, repeats=8)
+    # row by row: the 16 top cells go first, AUC ≈ 0.34; in random order it is 0.625 on average
+    assert result.deletion.auc > 0.5
+    assert result.deletion.auc == pytest.approx(result.random_deletion.auc, abs=0.12)
 
 
 def test_blur_reference_keeps_flat_images_and_softens_edges(lesion):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from chestclip.explain.summary import SUMMARY_COLUMNS, summarise, summary_table
 
@@ -73,3 +74,19 @@ def test_summary_table_shows_every_column_with_intervals():
     row = table.loc["a"]
     assert row["images"] == "3" and row["rank corr. randomised ↓"] == "n/a"
     assert row["energy − area (95% CI)"].startswith("0.300 (")
+
+
+def test_empty_maps_are_counted_and_left_out_of_the_gains():
+    """A flat map has no order to delete in nor mass to place: it is no evidence either way."""
+    rng = np.random.default_rng(2)
+    roi = pd.DataFrame(roi_rows("a", list(0.5 + 0.01 * rng.standard_normal(12)), 0.1))
+    empty = roi.index[:4]
+    roi.loc[empty, "empty_map"] = True
+    roi.loc[empty, ["energy_in_lesion", "deletion_auc"]] = [0.0, 0.9]  # what a flat map scores
+    method = summarise(roi, ["a"], {"a": 0.1})["methods"]["a"]
+    assert method["images"] == 12 and method["empty_maps"] == 4
+    kept = roi.drop(index=empty)
+    assert method["deletion_gain"]["value"] == pytest.approx(0.1)
+    assert method["energy_gain"]["value"] == pytest.approx((kept["energy_in_lesion"] - 0.1).mean())
+    assert method["deletion_auc"] == pytest.approx(0.4)
+    assert summary_table(summarise(roi, ["a"], {"a": 0.1})).loc["a", "empty maps"] == "4"

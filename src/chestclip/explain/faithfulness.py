@@ -71,12 +71,20 @@ def cell_index(size: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
     return row[:, None] * cols + col[None, :]
 
 
-def saliency_order(heatmap: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """Cell numbers by decreasing mean heat (ties in row-major order)."""
+def saliency_order(
+    heatmap: np.ndarray, grid: tuple[int, int], seed: int | np.random.Generator = 0
+) -> np.ndarray:
+    """Cell numbers by decreasing mean heat, tied cells in a random order (``seed``).
+
+    A fixed tie-break (row-major) would delete the cells of a flat stretch — the zeros of a
+    ReLU'd map, or all of a flat map — top to bottom, and that order, not the map, would shape
+    the curve.
+    """
     cells = cell_index(heatmap.shape, grid).ravel()
     sums = np.bincount(cells, weights=np.asarray(heatmap, dtype=np.float64).ravel())
     means = sums / np.bincount(cells)
-    return np.argsort(-means, kind="stable")
+    tie_break = np.random.default_rng(seed).permutation(len(means))
+    return np.lexsort((tie_break, -means))  # by -means, then by the random key
 
 
 def random_order(grid: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -148,9 +156,10 @@ def faithfulness(
     steps: int | None = None,
 ) -> Faithfulness:
     """Deletion and insertion curves of ``heatmap`` [H, W] for ``pixels`` [1, 1, H, W], and the
-    same curves for random cell orders (``repeats`` orders from ``seed``, scores averaged)."""
-    order = saliency_order(heatmap, grid)
+    same curves for random cell orders (``repeats`` orders from ``seed``, scores averaged).
+    The map's tied cells are ordered at random too (same ``seed``)."""
     rng = np.random.default_rng(seed)
+    order = saliency_order(heatmap, grid, rng)
     randoms = [random_order(grid, rng) for _ in range(repeats)]
 
     def curve(mode: str, cell_order: np.ndarray) -> Curve:

@@ -27,6 +27,7 @@ SUMMARY_COLUMNS = {
     "randomisation_rank_correlation": "rank corr. randomised ↓",
     "seconds_per_image": "s / image",
     "images": "images",
+    "empty_maps": "empty maps",
 }
 
 
@@ -51,6 +52,8 @@ def summarise(
     """Per method: pointing game and energy in the lesion vs the lesion-area baseline, IoU,
     deletion/insertion AUC vs random order, randomisation rank correlation, seconds per image.
 
+    Empty (flat) maps have no order to delete in and no mass to place: they are counted
+    (``empty_maps``) and left out of every figure but ``images`` and ``seconds_per_image``.
     Two paired per-image gains carry 95 % bootstrap intervals, so a method is said to beat
     chance only when its interval excludes 0: ``energy_gain`` (energy in the lesion minus the
     lesion's area) and ``deletion_gain`` (random-order deletion AUC minus the map's). The default
@@ -60,13 +63,14 @@ def summarise(
     """
     per_method = {}
     for method in methods:
-        part = roi[roi["method"] == method]
+        every = roi[roi["method"] == method]
+        part = every[~every["empty_map"].astype(bool)]
         lesions = part.dropna(subset=["pointing_hit"])
         energy_gain = _mean_with_ci(lesions["energy_in_lesion"] - lesions["lesion_area"], seed)
         deletion_gain = _mean_with_ci(part["random_deletion_auc"] - part["deletion_auc"], seed)
         per_method[method] = {
-            "images": len(part),
-            "empty_maps": int(part["empty_map"].sum()),
+            "images": len(every),
+            "empty_maps": len(every) - len(part),
             "images_with_lesion": len(lesions),
             "pointing_game": _mean(lesions["pointing_hit"].astype(float)),
             "pointing_baseline_area": _mean(lesions["lesion_area"]),
@@ -79,7 +83,7 @@ def summarise(
             "insertion_auc": _mean(part["insertion_auc"]),
             "random_insertion_auc": _mean(part["random_insertion_auc"]),
             "randomisation_rank_correlation": rank_correlation[method],
-            "seconds_per_image": _mean(part["seconds"]),
+            "seconds_per_image": _mean(every["seconds"]),
             "agreement_with_report": _mean(part["agreement"]),
         }
 
