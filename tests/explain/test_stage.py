@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from chestclip.errors import ChestClipError
+from chestclip.evaluation.evaluate import validation_thresholds
+from chestclip.explain import stage
 from chestclip.explain.stage import explain_image, explain_split
 from chestclip.explain.summary import summary_table
 
@@ -74,3 +76,25 @@ def test_the_finetuned_image_baseline_is_explained_like_a_head(prepared_phantoms
     assert method["images"] == 6 and method["empty_maps"] < 6
     assert method["randomisation_rank_correlation"] < 0.9
     assert (out / "gallery.png").is_file()
+
+
+def test_the_gallery_sorts_outcomes_at_the_validation_threshold_and_says_which(
+    evaluated_run, prepared_phantoms, tmp_path, monkeypatch
+):
+    """The gallery's TP/FP/TN/FN must agree with evaluate's confusion matrix, not with 0.5."""
+    shown = {}
+    monkeypatch.setattr(
+        stage, "save_gallery", lambda path, panels, **kw: shown.update(panels=panels, **kw)
+    )
+    explain_split(evaluated_run, prepared_phantoms, "test", limit=12, head="image", out=tmp_path)
+    threshold = validation_thresholds(evaluated_run)["image"]
+    assert threshold != 0.5
+    assert f"P ≥ {threshold:.3f} (validation threshold" in shown["title"]
+    saved = json.loads((tmp_path / "faithfulness.json").read_text())["gallery_threshold"]
+    assert saved["value"] == threshold
+    roi = pd.read_csv(tmp_path / "roi.csv").drop_duplicates("image_id").set_index("image_id")
+    outcomes = {(True, 1): "TP", (True, 0): "FP", (False, 0): "TN", (False, 1): "FN"}
+    for panel in shown["panels"]:
+        outcome, _, image_id = panel.title.split(" · ")
+        image = roi.loc[image_id]
+        assert outcome == outcomes[(bool(image["probability"] >= threshold), image["label"])]

@@ -8,6 +8,7 @@ Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,16 @@ def evaluate_text_baselines(
     frames = empty_frames(data)
     heads = score_text_baselines(data, frames, fields_list, seed)
     return write_evaluation(Path(out), data, frames, heads, threshold_method, n_boot, seed)
+
+
+def validation_thresholds(run: str | Path) -> dict[str, float]:
+    """Each head's decision threshold, chosen on validation data by ``chestclip evaluate``
+    (empty before the run is evaluated)."""
+    path = Path(run) / "eval/metrics.json"
+    if not path.is_file():
+        return {}
+    heads = json.loads(path.read_text())["heads"]
+    return {name: result["threshold"]["value"] for name, result in heads.items()}
 
 
 def below_baseline_warnings(heads: dict[str, dict[str, Any]]) -> list[str]:

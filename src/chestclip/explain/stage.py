@@ -25,6 +25,7 @@ from chestclip.data.images import fit_square, load_xray
 from chestclip.data.records import FRONTAL
 from chestclip.data.text import clean_text
 from chestclip.errors import ChestClipError
+from chestclip.evaluation.evaluate import validation_thresholds
 from chestclip.evaluation.features import FeatureCache, encode_texts
 from chestclip.explain.base import head_score
 from chestclip.explain.faithfulness import (
@@ -196,6 +197,16 @@ def gallery_rows(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return picked.sort_values("outcome", key=lambda s: s.map(order))
 
 
+def gallery_threshold(run: str | Path, head: str) -> tuple[float, str]:
+    """The threshold the gallery sorts TP/FP/TN/FN at, and where it comes from: the head's
+    threshold chosen on validation by ``chestclip evaluate`` (``eval/metrics.json``), so the
+    gallery agrees with the confusion matrix; 0.5 before the run is evaluated, and it says so."""
+    thresholds = validation_thresholds(run)
+    if head in thresholds:
+        return thresholds[head], "validation threshold, eval/metrics.json"
+    return 0.5, "fixed 0.5: run `chestclip evaluate` for the validation threshold"
+
+
 def explain_split(
     run: str | Path,
     data_dir: str | Path,
@@ -205,10 +216,13 @@ def explain_split(
     head: str = "multimodal",
     out: str | Path | None = None,
     masks_dir: str | Path | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Explain the frontal images of ``split`` with every applicable method (or ``methods``)."""
+    """Explain the frontal images of ``split`` with every applicable method (or ``methods``).
+
+    The gallery sorts images into TP/FP/TN/FN at ``threshold``, by default the head's validation
+    threshold from ``chestclip evaluate`` (see :func:`gallery_threshold`)."""
     run = Path(run)
     out = Path(out) if out else run / EXPLAIN_DIR
     explainer = Explainer.load(run, head)
@@ -286,13 +300,23 @@ def explain_split(
                 }
             )
     roi = pd.DataFrame(rows)
+    if threshold is None:
+        threshold, threshold_source = gallery_threshold(run, explainer.info["name"])
+    else:
+        threshold_source = "given"
     summary = summarise(
         roi, methods, randomisation(explainer, methods, maps, pixels_of, texts, seed), seed
     )
     with atomic_path(out / "roi.csv") as tmp:
         roi.to_csv(tmp, index=False)
     atomic_write_json(
-        out / "faithfulness.json", {"split": split, "head": explainer.info["name"], **summary}
+        out / "faithfulness.json",
+        {
+            "split": split,
+            "head": explainer.info["name"],
+            **summary,
+            "gallery_threshold": {"value": threshold, "source": threshold_source},
+        },
     )
 
     best = summary["default_method"]
@@ -307,9 +331,11 @@ def explain_split(
         )
         for r in chosen.itertuples()
     ]
-    save_gallery(
-        out / "gallery.png", panels, columns=4, title=f"{explainer.info['name']} head · {best}"
+    title = (
+        f"{explainer.info['name']} head · {best} · TP/FP/TN/FN at P ≥ {threshold:.3f} "
+        f"({threshold_source})"
     )
+    save_gallery(out / "gallery.png", panels, columns=4, title=title)
     return summary
 
 
