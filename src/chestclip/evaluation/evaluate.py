@@ -26,6 +26,7 @@ from chestclip.evaluation.baselines import (
     baseline_scores,
     text_leaks_findings,
 )
+from chestclip.evaluation.comparisons import BASELINE, compare_heads
 from chestclip.evaluation.features import FeatureCache, texts_for
 from chestclip.evaluation.figures import (
     plot_confusion_matrices,
@@ -33,22 +34,22 @@ from chestclip.evaluation.figures import (
     plot_reliability,
     plot_roc_curves,
 )
-from chestclip.evaluation.metrics import evaluate_head, reliability_bins
-from chestclip.evaluation.schema import validate_metrics
+from chestclip.evaluation.metrics import evaluate_head, format_difference, reliability_bins
+from chestclip.evaluation.schema import SCHEMA_VERSION, validate_metrics
 from chestclip.models import load_clip, resolve_clip_dir
 from chestclip.training.finetune import BASELINES_DIR
 from chestclip.training.probe import HEADS_DIR, head_features, head_name, load_head, probe
 from chestclip.utils.io import atomic_path, atomic_write_json
 
 EVAL_SPLITS = ("val", "test")
-BASELINE = "bag-of-words"
 LEAK_WARNING = (
     "{head}: its text includes {fields}, written by the radiologist after reading the image; "
     "its score measures reading the report, not reading the X-ray"
 )
 BELOW_BASELINE_WARNING = (
-    "RED FLAG: {head} (ROC-AUC {auc:.3f}) is below the bag-of-words baseline on the same text "
-    "({baseline:.3f}): the CLIP features lose information a word count keeps"
+    "RED FLAG: {head} is below the bag-of-words baseline on the same text: ROC-AUC difference "
+    "{difference} per image, paired bootstrap over patients, 95% CI below 0: the CLIP features "
+    "lose information a word count keeps"
 )
 
 
@@ -164,9 +165,10 @@ def write_evaluation(
         results[name] = {**result, **provenance, "text_leaks_findings": leaks}
         if leaks:
             warnings.append(LEAK_WARNING.format(head=name, fields="+".join(fields)))
-    warnings += below_baseline_warnings(results)
+    comparisons = compare_heads(frames["test"], heads, n_boot, seed)
+    warnings += below_baseline_warnings(comparisons)
     document = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "chestclip_version": __version__,
         "data": {
@@ -175,6 +177,7 @@ def write_evaluation(
             "skipped_by_reason": data.summary.get("skipped_by_reason", {}),
         },
         "heads": results,
+        "comparisons": comparisons,
         "warnings": warnings,
     }
     problems = validate_metrics(document)
@@ -237,18 +240,23 @@ def validation_thresholds(run: str | Path) -> dict[str, float]:
     return {name: result["threshold"]["value"] for name, result in heads.items()}
 
 
-def below_baseline_warnings(heads: dict[str, dict[str, Any]]) -> list[str]:
-    """A text-using head whose test AUC is below the bag-of-words on the same fields."""
+def below_baseline_warnings(comparisons: list[dict[str, Any]]) -> list[str]:
+    """A text-using head below the bag-of-words on the same fields: only when the paired
+    bootstrap interval of the per-image ROC-AUC difference lies wholly below 0 (a lower point
+    estimate within the noise is no finding)."""
     found = []
-    for name, result in heads.items():
-        fields = result["text_fields"]
-        if not fields or name.startswith(BASELINE):
-            continue
-        baseline = heads.get(f"{BASELINE}_{'+'.join(fields)}")
-        auc = result["levels"]["image"]["metrics"]["roc_auc"]["value"]
-        reference = baseline["levels"]["image"]["metrics"]["roc_auc"]["value"] if baseline else None
-        if auc is not None and reference is not None and auc < reference:
-            found.append(BELOW_BASELINE_WARNING.format(head=name, auc=auc, baseline=reference))
+    for comparison in comparisons:
+        difference = comparison["levels"]["image"]
+        if (
+            comparison["reference"].startswith(BASELINE)
+            and difference["ci_high"] is not None
+            and difference["ci_high"] < 0
+        ):
+            found.append(
+                BELOW_BASELINE_WARNING.format(
+                    head=comparison["head"], difference=format_difference(difference)
+                )
+            )
     return found
 
 
