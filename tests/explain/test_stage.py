@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,3 +99,14 @@ def test_the_gallery_sorts_outcomes_at_the_validation_threshold_and_says_which(
         outcome, _, image_id = panel.title.split(" · ")
         image = roi.loc[image_id]
         assert outcome == outcomes[(bool(image["probability"] >= threshold), image["label"])]
+
+
+def test_a_typed_text_is_embedded_as_training_embedded_its_texts(probed_run):
+    """Under `clean: none` training texts end with a full stop; the typed indication must too."""
+    from chestclip.evaluation.features import encode_texts
+
+    run, _ = probed_run
+    explainer = stage.Explainer.load(run, "multimodal")
+    typed = explainer.text_embedding("Cough and fever", "none").numpy()
+    trained = encode_texts(explainer.model, explainer.tokenizer, ["Cough and fever."])[0]
+    np.testing.assert_allclose(typed, trained, atol=1e-6)

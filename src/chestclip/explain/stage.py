@@ -23,7 +23,7 @@ from PIL import Image
 from chestclip.data import PreparedData
 from chestclip.data.images import fit_square, load_xray
 from chestclip.data.records import FRONTAL
-from chestclip.data.text import clean_text
+from chestclip.data.text import section_text
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import validation_thresholds
 from chestclip.evaluation.features import FeatureCache, encode_texts
@@ -108,7 +108,7 @@ class Explainer:
         return "text" in self.info["inputs"]
 
     def text_embedding(self, text: str, clean_mode: str) -> torch.Tensor:
-        cleaned = clean_text(text, clean_mode)
+        cleaned = section_text(text, clean_mode)  # as training built its texts
         return torch.from_numpy(encode_texts(self.model, self.tokenizer, [cleaned])[0])
 
     def score(self, text_embedding: torch.Tensor | None, probability: bool = False):
