@@ -11,6 +11,7 @@ import torch
 
 from chestclip.explain import (
     area_fraction,
+    cascading_randomisation,
     energy_in_lesion,
     explain,
     faithfulness,
@@ -19,6 +20,7 @@ from chestclip.explain import (
     pointing_hit,
     randomisation_check,
     randomised_copy,
+    rank_correlations,
     topk_iou,
 )
 from chestclip.explain.faithfulness import cell_index, perturbation_reference, saliency_order
@@ -167,3 +169,41 @@ def test_randomising_the_top_changes_maps_and_leaves_the_original(vit_detector, 
     torch.testing.assert_close(again.state_dict(), random_model.state_dict())  # seeded
     with pytest.raises(ValueError, match="n_layers"):
         randomised_copy(model, head, n_layers=3)
+
+
+def test_the_cascade_randomises_from_the_head_down_one_block_at_a_time(vit_detector, lesion):
+    """Adebayo et al. 2018: the head, then the projection, then each block from the top down,
+    every step keeping the earlier ones randomised."""
+    model, head = vit_detector
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    head_before = {k: v.clone() for k, v in head.state_dict().items()}
+
+    def randomised_parts(state: dict) -> list[str]:
+        changed = [k for k, v in state.items() if not torch.equal(v, before[k])]
+        parts = {
+            "projection" if k.startswith("image_projection") else k.split(".")[3] for k in changed
+        }
+        return sorted(parts)
+
+    trained = explain(model, lesion.pixels, head_score(model, head, "image"), "rollout")
+    seen, correlations = [], []
+    for step in cascading_randomisation(model, head, seed=0):
+        assert not torch.equal(step.head.state_dict()["net.0.weight"], head_before["net.0.weight"])
+        seen.append((step.name, step.blocks, randomised_parts(step.model.state_dict())))
+        score = head_score(step.model, step.head, "image")
+        correlations.append(
+            rank_correlations([trained], [explain(step.model, lesion.pixels, score, "rollout")])[0]
+        )
+    assert seen == [
+        ("head", 0, []),
+        ("projection", 0, ["projection"]),
+        ("block 2/2", 1, ["1", "projection"]),
+        ("block 1/2", 2, ["0", "1", "projection"]),
+    ]
+    # rollout's map survives a random head and projection here (ρ = 1): what the cascade shows
+    assert correlations[0] > 0.99 and correlations[-1] < 0.9
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+    # randomised_copy is the cascade stopped at a step, with the same seeded draws
+    step = next(s for s in cascading_randomisation(model, head, seed=0) if s.blocks == 1)
+    top, _ = randomised_copy(model, head, n_layers=1, seed=0)
+    torch.testing.assert_close(top.state_dict(), step.model.state_dict())

@@ -36,7 +36,7 @@ def test_batch_outputs(explained):
     method = summary["methods"]["cnn-gradcam"]
     assert method["images_with_lesion"] > 0  # phantom masks found beside the source
     assert 0 <= method["pointing_game"] <= 1 and 0 < method["pointing_baseline_area"] < 0.5
-    assert method["randomisation_rank_correlation"] < 0.9  # maps change when the weights do
+    assert method["randomisation_rank_correlation"]["value"] < 0.9  # maps change with weights
     assert 0 <= method["energy_in_lesion"] <= 1
     gain = method["energy_gain"]
     assert gain["ci_low"] <= gain["value"] <= gain["ci_high"]
@@ -75,7 +75,7 @@ def test_the_finetuned_image_baseline_is_explained_like_a_head(prepared_phantoms
     assert json.loads((out / "faithfulness.json").read_text())["head"] == "image-finetuned"
     method = summary["methods"]["cnn-gradcam"]
     assert method["images"] == 6 and method["empty_maps"] < 6
-    assert method["randomisation_rank_correlation"] < 0.9
+    assert method["randomisation_rank_correlation"]["value"] < 0.9
     assert (out / "gallery.png").is_file()
 
 
@@ -99,6 +99,25 @@ def test_the_gallery_sorts_outcomes_at_the_validation_threshold_and_says_which(
         outcome, _, image_id = panel.title.split(" · ")
         image = roi.loc[image_id]
         assert outcome == outcomes[(bool(image["probability"] >= threshold), image["label"])]
+
+
+def test_the_randomisation_cascade_has_an_interval_at_every_step(explained):
+    """Adebayo et al.: head, projection, then every block from the top down, each step's rank
+    correlation measured on every explained image with a bootstrap interval, and plotted."""
+    _, out, summary = explained
+    cascade = summary["randomisation"]
+    assert cascade["images"] == 24
+    steps = cascade["methods"]["cnn-gradcam"]
+    blocks = [step["blocks"] for step in steps]
+    assert [step["step"] for step in steps[:2]] == ["head", "projection"]
+    assert blocks == [0, 0, *range(1, len(steps) - 1)] and len(steps) >= 4
+    assert steps[-1]["step"] == f"block 1/{len(steps) - 2}"
+    for step in steps:
+        ci = step["rank_correlation"]
+        assert 0 < step["pairs"] <= 24 and ci["ci_low"] <= ci["value"] <= ci["ci_high"]
+    top_block = summary["methods"]["cnn-gradcam"]["randomisation_rank_correlation"]
+    assert top_block == steps[2]["rank_correlation"]
+    assert (out / "randomisation.png").stat().st_size > 10_000
 
 
 def test_a_typed_text_is_embedded_as_training_embedded_its_texts(probed_run):
