@@ -389,7 +389,10 @@ def explain_command(
         run_dir, data_dir, split, limit, methods or None, head or "multimodal", out, masks
     )
     click.echo(summary_table(summary).to_string())
-    click.echo(f"default method: {summary['default_method']} → {out}")
+    click.echo(
+        f"default method: {summary['default_method']} (chosen on the "
+        f"{summary['default_chosen_on']} split) → {out}"
+    )
 
 
 @cli.command()

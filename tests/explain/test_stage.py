@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import validation_thresholds
-from chestclip.explain import stage
+from chestclip.explain import registry, stage
+from chestclip.explain.base import CamMethod
 from chestclip.explain.stage import explain_image, explain_split
 from chestclip.explain.summary import summary_table
 
@@ -118,6 +120,47 @@ def test_the_randomisation_cascade_has_an_interval_at_every_step(explained):
     top_block = summary["methods"]["cnn-gradcam"]["randomisation_rank_correlation"]
     assert top_block == steps[2]["rank_correlation"]
     assert (out / "randomisation.png").stat().st_size > 10_000
+
+
+class ValidationBlind(CamMethod):
+    """cnn-gradcam's maps, except on validation images, where the map is empty: a method that
+    fails where the default is chosen and is indistinguishable from cnn-gradcam on test."""
+
+    name = "validation-blind"
+    requirement = "a CNN"
+
+    def __init__(self, validation_images: set[bytes]):
+        self.validation_images = validation_images
+
+    def applies_to(self, encoder) -> bool:
+        return registry.METHODS["cnn-gradcam"].applies_to(encoder)
+
+    def grid_map(self, model, pixels, score_fn):
+        grid = registry.METHODS["cnn-gradcam"].grid_map(model, pixels, score_fn)
+        image = (pixels.detach()[0, 0] * 255).round().byte().numpy().tobytes()
+        return grid * 0 if image in self.validation_images else grid
+
+
+def test_the_default_method_is_chosen_on_validation_and_test_only_reports(
+    probed_run, prepared_phantoms, tmp_path, monkeypatch
+):
+    run, _ = probed_run
+    data = PreparedData(prepared_phantoms)
+    val = data.split_images("val")
+    images = {np.asarray(data.array[row]).tobytes() for row in val["row"]}
+    monkeypatch.setitem(registry.METHODS, "validation-blind", ValidationBlind(images))
+    methods = ["validation-blind", "cnn-gradcam"]  # on test they tie: the first would win
+    summary = explain_split(
+        run, prepared_phantoms, "test", limit=8, methods=methods, head="image", out=tmp_path
+    )
+    assert summary["default_method"] == "cnn-gradcam" and summary["default_chosen_on"] == "val"
+    blind = summary["validation"]["methods"]["validation-blind"]
+    assert blind["empty_maps"] == blind["images"] == 8
+    reported = summary["methods"]
+    assert reported["validation-blind"]["deletion_gain"] == reported["cnn-gradcam"]["deletion_gain"]
+    assert set(pd.read_csv(tmp_path / "roi_val.csv")["image_id"]) <= set(val["image_id"])
+    test_ids = set(data.split_images("test")["image_id"])
+    assert set(pd.read_csv(tmp_path / "roi.csv")["image_id"]) <= test_ids
 
 
 def test_a_typed_text_is_embedded_as_training_embedded_its_texts(probed_run):

@@ -128,7 +128,8 @@ def faithfulness_table(path: Path) -> str:
     )
     return (
         f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
-        f"default method: <b>{html.escape(summary['default_method'])}</b>. The rank "
+        f"default method: <b>{html.escape(summary['default_method'])}</b>, chosen on the "
+        f"{html.escape(str(summary.get('default_chosen_on', summary['split'])))} split. The rank "
         "correlation is the cascading randomisation's once the head, projection and top block "
         "are re-initialised; every step is plotted below.</p>"
         f"<table><tr><th>method</th>{header}</tr>{rows}</table>"

@@ -3,7 +3,8 @@ faithfulness (deletion/insertion vs random order, pointing game and IoU on known
 cascading randomisation sanity check).
 
 Batch outputs in ``OUT`` (default ``RUN/explain``): ``gallery.png`` (the most confident
-true/false positives/negatives), ``roi.csv`` (per image and method), ``faithfulness.json`` and
+true/false positives/negatives), ``roi.csv`` (per image and method; ``roi_val.csv`` for the
+validation images that chose the default method), ``faithfulness.json`` and
 ``randomisation.png``.
 """
 
@@ -54,6 +55,7 @@ EXPLAIN_DIR = "explain"
 # ViT method on a fine-tuned tiny ViT; the only CNN method.
 DEFAULT_METHODS = {"vit": "attention-gradcam", "cnn": "cnn-gradcam"}
 GALLERY_PER_CELL = 2
+CHOOSING_SPLIT = "val"  # the default method is chosen here; the reported split is read after
 RANDOMISATION_IMAGES = 50  # enough for a bootstrap interval on the rank correlation
 
 
@@ -208,7 +210,10 @@ def explain_split(
 ) -> dict[str, Any]:
     """Explain the frontal images of ``split`` with every applicable method (or ``methods``).
 
-    The cascading randomisation check runs on the first ``randomisation_images`` images of
+    The default method is chosen on the validation split — its first ``limit`` frontal images,
+    explained and measured the same way — before ``split`` is read, which then only reports
+    (with ``split="val"`` the same images choose and report, and the summary says so). The
+    cascading randomisation check runs on the first ``randomisation_images`` images of
     ``split``. The gallery sorts images into TP/FP/TN/FN at ``threshold``, by default the head's
     validation threshold from ``chestclip evaluate`` (see :func:`gallery_threshold`).
     """
@@ -219,23 +224,33 @@ def explain_split(
     masks_dir = Path(masks_dir) if masks_dir else Path(data.summary["source"]) / "masks"
     methods = list(methods or methods_for(explainer.model))
 
-    measured = measure_split(explainer, run, data, split, limit, methods, masks_dir, seed)
+    def measure(name: str) -> SplitMaps:
+        return measure_split(explainer, run, data, name, limit, methods, masks_dir, seed)
+
+    choosing = measure(CHOOSING_SPLIT)
+    validation = summarise(choosing.roi, methods, seed=seed)
+    best = choose_default_method(validation["methods"])
+    measured = choosing if split == CHOOSING_SPLIT else measure(split)
     cascade = summarise_cascade(
         randomisation_cascade(explainer, measured, methods, randomisation_images, seed), seed
     )
     summary = summarise(measured.roi, methods, top_block_correlations(cascade), seed)
-    best = choose_default_method(summary["methods"])
     if threshold is None:
         threshold, threshold_source = gallery_threshold(run, explainer.info["name"])
     else:
         threshold_source = "given"
     with atomic_path(out / "roi.csv") as tmp:
         measured.roi.to_csv(tmp, index=False)
+    if split != CHOOSING_SPLIT:
+        with atomic_path(out / f"roi_{CHOOSING_SPLIT}.csv") as tmp:
+            choosing.roi.to_csv(tmp, index=False)
     summary = {
         "split": split,
         "head": explainer.info["name"],
         **summary,
         "default_method": best,
+        "default_chosen_on": CHOOSING_SPLIT,
+        "validation": {"images": choosing.roi["image_id"].nunique(), **validation},
         "randomisation": {
             "images": min(randomisation_images, len(measured.pixels)),
             "methods": cascade,
