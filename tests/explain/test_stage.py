@@ -10,11 +10,11 @@ import pytest
 
 from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
-from chestclip.evaluation.evaluate import validation_thresholds
 from chestclip.explain import registry, stage
 from chestclip.explain.base import CamMethod
 from chestclip.explain.stage import explain_image, explain_split
 from chestclip.explain.summary import summary_table
+from chestclip.inference.predict import validation_thresholds
 
 pytestmark = pytest.mark.slow
 
