@@ -19,6 +19,16 @@ def real_iu() -> Path:
     return SHARED_IU
 
 
+@pytest.fixture
+def tcp_port() -> int:
+    """A free loopback port for a distributed test's rendezvous."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def phantom_openi(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from chestclip.phantom import generate_phantoms

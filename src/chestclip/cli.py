@@ -252,9 +252,23 @@ def print_metrics(document: dict, out: Path) -> None:
         metrics = result["levels"]["image"]["metrics"]
         auc, accuracy = format_ci(metrics["roc_auc"]), metrics["accuracy"]["value"]
         click.echo(f"{name:34s} {auc:28s} {accuracy:.3f}     {result['threshold']['value']:.3f}")
+    print_comparisons(document.get("comparisons", []))
     for warning in document["warnings"]:
         click.echo(f"warning: {warning}")
     click.echo(f"→ {out / 'eval/metrics.json'}")
+
+
+def print_comparisons(comparisons: list[dict]) -> None:
+    """Paired ROC-AUC differences per image, each with its paired bootstrap CI."""
+    from chestclip.evaluation.metrics import format_difference
+
+    if not comparisons:
+        return
+    click.echo("paired ROC-AUC differences per image (95% CI, same patients resampled for both):")
+    for comparison in comparisons:
+        pair = f"{comparison['head']} − {comparison['reference']}"
+        shown = format_difference(comparison["levels"]["image"])
+        click.echo(f"  {pair:58s} {shown:28s} {comparison['measures']}")
 
 
 @cli.command()
@@ -398,7 +412,10 @@ def explain_command(
         run_dir, data_dir, split, limit, methods or None, head or "multimodal", out, masks
     )
     click.echo(summary_table(summary).to_string())
-    click.echo(f"default method: {summary['default_method']} → {out}")
+    click.echo(
+        f"default method: {summary['default_method']} (chosen on the "
+        f"{summary['default_chosen_on']} split) → {out}"
+    )
 
 
 @cli.command()

@@ -473,7 +473,9 @@ def test_real_reports_archive(server, real_iu, tmp_path):
     assert result.files[0].sha256 == _sha(data)
     assert result.files[0].extracted_to == tmp_path / "ecgen-radiology"
     assert len(list((tmp_path / "ecgen-radiology").glob("*.xml"))) == 3955
-    assert len(read_source(tmp_path, with_images=False).reports) == 3955
+    records = read_source(tmp_path, with_images=False)
+    assert len(records.reports) == 3955 - 95  # 95 reports were never indexed: no label
+    assert [s.reason.split(":")[0] for s in records.skipped] == ["not indexed"] * 95
 
 
 def test_cli_downloads_then_prepare_reads_the_result(server, archives, tmp_path):

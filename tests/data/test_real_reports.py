@@ -21,18 +21,22 @@ def prepared_real(real_iu, tmp_path_factory):
 def test_openi_archive_counts(prepared_real):
     counts = prepared_real[0].counts
     assert counts["layout"] == "openi"
-    assert counts["reports_parsed"] == 3955
-    assert counts["reports_with_images"] == 3851
-    assert counts["images"] == 7470
-    assert (counts["normal"], counts["diseased"]) == (1379, 2472)
-    assert counts["skipped_by_reason"] == {"no images": 104}
+    # 3,955 reports, 95 of them never indexed (MeSH "No Indexing": no label), 3 of those and
+    # 101 others without images
+    assert counts["reports_parsed"] == 3860
+    assert counts["reports_with_images"] == 3759
+    assert counts["images"] == 7298
+    assert (counts["normal"], counts["diseased"]) == (1379, 2380)
+    assert counts["skipped_by_reason"] == {"no images": 101, "not indexed": 95}
 
 
 def test_kaggle_counts(prepared_real):
     counts = prepared_real[1].counts
     assert counts["layout"] == "kaggle"
-    assert counts["reports_parsed"] == counts["studies"] == 3851
-    assert (counts["normal"], counts["diseased"]) == (1379, 2472)
+    assert counts["reports_parsed"] == counts["studies"] == 3759
+    assert (counts["normal"], counts["diseased"]) == (1379, 2380)
+    # the 92 never-indexed reports with images, and their 172 images, are skipped and counted
+    assert counts["skipped_by_reason"] == {"report skipped, not indexed": 172, "not indexed": 92}
 
 
 def test_layouts_agree_on_every_label_and_split(prepared_real):
@@ -46,7 +50,7 @@ def test_layouts_agree_on_every_label_and_split(prepared_real):
 def test_real_split_sizes_and_no_leak(prepared_real):
     studies = pd.read_csv(prepared_real[0].out / "studies.csv", dtype={"uid": str})
     images = pd.read_csv(prepared_real[0].out / "images.csv", dtype={"uid": str})
-    assert studies["split"].value_counts().to_dict() == {"train": 2695, "test": 579, "val": 577}
+    assert studies["split"].value_counts().to_dict() == {"train": 2631, "test": 565, "val": 563}
     assert images.groupby("uid")["split"].nunique().max() == 1
     assert images["uid"].map(studies.set_index("uid")["split"]).equals(images["split"])
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chestclip.data.labels import label_from_terms
+from chestclip.data.labels import UnlabelledReport, label_from_terms
 from chestclip.data.openi import parse_report_xml, projection_from_caption
 from chestclip.data.sources import SourceError, detect_layout, read_source
 
@@ -62,6 +62,34 @@ def test_parse_report_xml():
 )
 def test_projection_from_caption(caption, view):
     assert projection_from_caption(caption) == view
+
+
+def test_a_report_never_indexed_has_no_label():
+    """MeSH "No Indexing" says the report was not indexed, not that it is abnormal."""
+    with pytest.raises(UnlabelledReport, match="not indexed"):
+        label_from_terms(["No Indexing"])
+    with pytest.raises(UnlabelledReport, match="not indexed"):
+        parse_report_xml(_xml(5, mesh=("No Indexing",)).encode())
+
+
+def test_not_indexed_reports_are_excluded_and_counted_in_both_layouts(tmp_path):
+    openi = tmp_path / "openi" / "ecgen-radiology"
+    openi.mkdir(parents=True)
+    (openi / "1.xml").write_text(_xml(1))
+    (openi / "2.xml").write_text(_xml(2, mesh=("No Indexing",)))
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    (kaggle / "indiana_reports.csv").write_text(
+        "uid,MeSH,Problems,image,indication,comparison,findings,impression\n"
+        "1,normal,normal,x,Cough,None.,Clear.,Normal.\n"
+        "2,No Indexing,No Indexing,x,Dyspnea,None.,Clear.,No active disease.\n"
+    )
+    for source in (tmp_path / "openi", kaggle):
+        records = read_source(source, with_images=False)
+        assert list(records.reports["uid"]) == ["1"]
+        (skipped,) = records.skipped
+        assert (skipped.kind, skipped.id) == ("report", "2")
+        assert skipped.reason.startswith("not indexed:")
 
 
 def test_openi_directory_with_malformed_reports(tmp_path):

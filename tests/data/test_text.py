@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from chestclip.data.text import build_text, clean_text, nltk_stopwords
+from chestclip.data.text import build_text, clean_text, nltk_stopwords, section_text
 
 
 def test_stopword_list_is_nltk_english():
@@ -63,3 +63,12 @@ def test_build_text_joins_chosen_fields_as_sentences():
     assert build_text(reports, ("impression",), "safe").iloc[0] == "normal"
     with pytest.raises(ValueError, match="unknown text field"):
         build_text(reports, ("history",), "safe")
+
+
+@pytest.mark.parametrize("mode", ["safe", "paper", "none"])
+@pytest.mark.parametrize("typed", ["cough and fever", "  Cough and fever.  ", "Chest pain?"])
+def test_a_typed_section_is_built_exactly_as_training_built_its_texts(mode, typed):
+    """`predict --indication` must give the indication-only head the text it was trained on:
+    under `clean: none` training ended every section with a full stop."""
+    trained = build_text(pd.DataFrame([{"indication": typed}]), ("indication",), mode).iloc[0]
+    assert section_text(typed, mode) == trained

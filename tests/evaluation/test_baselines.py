@@ -1,12 +1,16 @@
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, check_cv
 
+from chestclip.data import PreparedData
+from chestclip.evaluation import baselines
 from chestclip.evaluation.baselines import (
     bag_of_words_baseline,
     baseline_scores,
     text_leaks_findings,
 )
+from chestclip.evaluation.evaluate import baseline_for
 
 NORMAL_WORDS = ["clear", "normal", "unremarkable", "no", "acute", "lungs", "heart"]
 DISEASED_WORDS = ["effusion", "opacity", "cardiomegaly", "atelectasis", "lungs", "heart"]
@@ -67,3 +71,41 @@ def test_too_few_labels_are_rejected():
 )
 def test_text_leaks_findings(fields, leaks):
     assert text_leaks_findings(fields) is leaks
+
+
+@pytest.fixture
+def cv_calls(monkeypatch):
+    """Every cross-validation the baseline runs: (rows, folds as (train, validation) indices)."""
+    calls = []
+
+    class RecordingSearch(GridSearchCV):
+        def fit(self, X, y=None, **params):
+            splitter = check_cv(self.cv, y, classifier=True)
+            calls.append((list(X), list(splitter.split(X, y, params.get("groups")))))
+            return super().fit(X, y, **params)
+
+    monkeypatch.setattr(baselines, "GridSearchCV", RecordingSearch)
+    return calls
+
+
+def test_cross_validation_never_splits_a_patient_across_folds(cv_calls):
+    """Frontal and lateral views share their report's text: in two folds they would let C be
+    chosen for memorising a report rather than for generalising."""
+    texts, labels = _texts(60, seed=4)
+    patients = np.repeat(np.arange(60), 2)  # two views per patient, one report
+    bag_of_words_baseline(
+        np.repeat(texts, 2).tolist(), np.repeat(labels, 2), seed=0, groups=patients
+    )
+    ((_, folds),) = cv_calls
+    assert len(folds) == 5
+    for train, validation in folds:
+        assert not set(patients[train]) & set(patients[validation])
+    assert sorted(np.concatenate([patients[v] for _, v in folds])) == sorted(patients)
+
+
+@pytest.mark.slow
+def test_the_evaluated_baseline_learns_one_row_per_study(cv_calls, prepared_phantoms):
+    data = PreparedData(prepared_phantoms)
+    baseline_for(data, ("indication", "findings"), seed=0)
+    ((rows, _),) = cv_calls
+    assert len(rows) == (data.studies["split"] == "train").sum()

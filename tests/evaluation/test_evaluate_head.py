@@ -23,7 +23,7 @@ def result(val_test):
 def _document(head_result: dict) -> dict:
     splits = {"patients": 150, "images": 300, "normal": 70, "diseased": 80}
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "created": "2025-01-31T12:00:00+00:00",
         "chestclip_version": chestclip.__version__,
         "data": {"source": "/data/iu", "layout": "kaggle", "splits": {"test": splits}},
@@ -33,10 +33,37 @@ def _document(head_result: dict) -> dict:
                 "features": "image+text",
                 "text_fields": ["indication"],
                 "text_leaks_findings": False,
-            }
+            },
+            "image": {
+                **head_result,
+                "features": "image",
+                "text_fields": None,
+                "text_leaks_findings": False,
+            },
         },
+        "comparisons": [
+            {
+                "head": "multimodal",
+                "reference": "image",
+                "measures": "what the text adds to the image",
+                "metric": "roc_auc",
+                "levels": dict.fromkeys(("image", "study"), DIFFERENCE),
+            }
+        ],
         "warnings": [],
     }
+
+
+DIFFERENCE = {
+    "value": -0.02,
+    "ci_low": -0.05,
+    "ci_high": 0.01,
+    "n_boot": 200,
+    "seed": 0,
+    "alpha": 0.05,
+    "unit": "patient (uid)",
+    "single_class_resamples": 0,
+}
 
 
 def test_threshold_comes_from_validation_and_applies_to_both_levels(val_test, result):
@@ -97,7 +124,11 @@ def test_undefined_values_become_null_and_still_validate(val_test):
     ("breakage", "expected"),
     [
         (lambda d: d.pop("created"), "missing required key 'created'"),
-        (lambda d: d.update(schema_version=2), "schema_version: 2 is not one of [1]"),
+        (lambda d: d.update(schema_version=1), "schema_version: 1 is not one of [2]"),
+        (lambda d: d.pop("comparisons"), "missing required key 'comparisons'"),
+        (lambda d: _difference(d).update(value=-1.5), "below the minimum -1"),
+        (lambda d: _difference(d).pop("ci_high"), "missing required key 'ci_high'"),
+        (lambda d: d["comparisons"][0].update(reference="imaging"), "'imaging' is not a head"),
         (lambda d: d.update(surprise=1), "unexpected key 'surprise'"),
         (lambda d: d["warnings"].append(3), "warnings[0]: expected string"),
         (lambda d: _image(d)["metrics"]["roc_auc"].update(value=float("nan")), "not valid JSON"),
@@ -121,7 +152,7 @@ def test_broken_documents_yield_problems(result, breakage, expected):
 def test_schema_is_plain_json_and_rejects_non_objects():
     schema = json.loads(json.dumps(METRICS_SCHEMA))
     assert schema["$schema"].endswith("2020-12/schema")
-    assert schema["properties"]["schema_version"]["enum"] == [1]
+    assert schema["properties"]["schema_version"]["enum"] == [2]
     assert validate_metrics([]) == ["(document): expected object, got list"]
 
 
@@ -131,3 +162,9 @@ def _head(document: dict) -> dict:
 
 def _image(document: dict) -> dict:
     return _head(document)["levels"]["image"]
+
+
+def _difference(document: dict) -> dict:
+    comparison = document["comparisons"][0]
+    comparison["levels"]["image"] = dict(comparison["levels"]["image"])
+    return comparison["levels"]["image"]

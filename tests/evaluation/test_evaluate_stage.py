@@ -36,6 +36,35 @@ def test_metrics_document(evaluated_run):
     assert heads["image"]["levels"]["image"]["metrics"]["roc_auc"]["value"] > 0.6
 
 
+def test_head_versus_head_claims_are_paired_differences_with_intervals(evaluated_run):
+    run, document = evaluated_run
+    pairs = {(c["head"], c["reference"]): c for c in document["comparisons"]}
+    assert {
+        ("multimodal", "bag-of-words_indication+findings"),
+        ("multimodal", "image"),
+        ("multimodal", "text"),
+        ("multimodal_indication", "bag-of-words_indication"),
+        ("multimodal_indication", "image"),
+    } <= set(pairs)
+    heads = document["heads"]
+    for (head, reference), comparison in pairs.items():
+        for level in ("image", "study"):
+            difference = comparison["levels"][level]
+            auc = (
+                heads[n]["levels"][level]["metrics"]["roc_auc"]["value"] for n in (head, reference)
+            )
+            assert difference["value"] == pytest.approx(next(auc) - next(auc))
+            assert difference["ci_low"] <= difference["value"] <= difference["ci_high"]
+            assert difference["n_boot"] == 200 and difference["unit"] == "patient (uid)"
+    for warning in document["warnings"]:
+        if warning.startswith("RED FLAG"):
+            head = warning.split()[2]
+            bag = pairs[(head, f"bag-of-words_{'+'.join(heads[head]['text_fields'])}")]
+            assert bag["levels"]["image"]["ci_high"] < 0
+    page = write_report(run).read_text()
+    assert "paired ROC-AUC differences" in page and "multimodal_indication" in page
+
+
 def test_leakage_is_flagged(evaluated_run):
     _, document = evaluated_run
     heads = document["heads"]

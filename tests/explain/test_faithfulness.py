@@ -11,6 +11,7 @@ import torch
 
 from chestclip.explain import (
     area_fraction,
+    cascading_randomisation,
     energy_in_lesion,
     explain,
     faithfulness,
@@ -19,6 +20,7 @@ from chestclip.explain import (
     pointing_hit,
     randomisation_check,
     randomised_copy,
+    rank_correlations,
     topk_iou,
 )
 from chestclip.explain.faithfulness import cell_index, perturbation_reference, saliency_order
@@ -64,9 +66,38 @@ def test_saliency_order_and_cells():
     heatmap = np.zeros((6, 4))
     heatmap[4:, 2:] = 1.0  # cell 5
     heatmap[0:2, 0:2] = 0.5  # cell 0
-    assert saliency_order(heatmap, (3, 2)).tolist() == [5, 0, 1, 2, 3, 4]
+    order = saliency_order(heatmap, (3, 2)).tolist()
+    assert order[:2] == [5, 0] and sorted(order[2:]) == [1, 2, 3, 4]  # the tied zeros last
     with pytest.raises(ValueError, match="does not fit"):
         cell_index((4, 4), (8, 8))
+
+
+def test_tied_cells_are_ordered_at_random_not_top_to_bottom():
+    flat = np.zeros((8, 8))
+    order = saliency_order(flat, (4, 4), seed=0)
+    assert sorted(order.tolist()) == list(range(16)) and order.tolist() != list(range(16))
+    assert order.tolist() == saliency_order(flat, (4, 4), seed=0).tolist()  # seeded
+    assert order.tolist() != saliency_order(flat, (4, 4), seed=1).tolist()
+    partly = np.zeros((8, 8))
+    partly[6:, 6:] = 1.0  # cell 15 first, then the 15 tied cells in a random order
+    order = saliency_order(partly, (4, 4), seed=0)
+    assert order[0] == 15 and order[1:].tolist() != list(range(15))
+
+
+def test_a_flat_map_deletes_no_faster_than_a_random_order():
+    """A score that reads the top quarter of the image: deleting cells row by row (the old
+    tie-break) would make a map that says nothing look faithful."""
+    pixels = torch.zeros(1, 1, 64, 64)
+    pixels[..., :16, :] = 1.0
+
+    def top_quarter(images: torch.Tensor) -> torch.Tensor:
+        return images[:, 0, :16, :].mean(dim=(1, 2))
+
+    flat = np.zeros((64, 64), dtype=np.float32)
+    result = faithfulness(pixels, flat, top_quarter, GRID, "mean", seed=0, repeats=8)
+    # row by row: the 16 top cells go first, AUC ≈ 0.34; in random order it is 0.625 on average
+    assert result.deletion.auc > 0.5
+    assert result.deletion.auc == pytest.approx(result.random_deletion.auc, abs=0.12)
 
 
 def test_blur_reference_keeps_flat_images_and_softens_edges(lesion):
@@ -138,3 +169,41 @@ def test_randomising_the_top_changes_maps_and_leaves_the_original(vit_detector, 
     torch.testing.assert_close(again.state_dict(), random_model.state_dict())  # seeded
     with pytest.raises(ValueError, match="n_layers"):
         randomised_copy(model, head, n_layers=3)
+
+
+def test_the_cascade_randomises_from_the_head_down_one_block_at_a_time(vit_detector, lesion):
+    """Adebayo et al. 2018: the head, then the projection, then each block from the top down,
+    every step keeping the earlier ones randomised."""
+    model, head = vit_detector
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    head_before = {k: v.clone() for k, v in head.state_dict().items()}
+
+    def randomised_parts(state: dict) -> list[str]:
+        changed = [k for k, v in state.items() if not torch.equal(v, before[k])]
+        parts = {
+            "projection" if k.startswith("image_projection") else k.split(".")[3] for k in changed
+        }
+        return sorted(parts)
+
+    trained = explain(model, lesion.pixels, head_score(model, head, "image"), "rollout")
+    seen, correlations = [], []
+    for step in cascading_randomisation(model, head, seed=0):
+        assert not torch.equal(step.head.state_dict()["net.0.weight"], head_before["net.0.weight"])
+        seen.append((step.name, step.blocks, randomised_parts(step.model.state_dict())))
+        score = head_score(step.model, step.head, "image")
+        correlations.append(
+            rank_correlations([trained], [explain(step.model, lesion.pixels, score, "rollout")])[0]
+        )
+    assert seen == [
+        ("head", 0, []),
+        ("projection", 0, ["projection"]),
+        ("block 2/2", 1, ["1", "projection"]),
+        ("block 1/2", 2, ["0", "1", "projection"]),
+    ]
+    # rollout's map survives a random head and projection here (ρ = 1): what the cascade shows
+    assert correlations[0] > 0.99 and correlations[-1] < 0.9
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+    # randomised_copy is the cascade stopped at a step, with the same seeded draws
+    step = next(s for s in cascading_randomisation(model, head, seed=0) if s.blocks == 1)
+    top, _ = randomised_copy(model, head, n_layers=1, seed=0)
+    torch.testing.assert_close(top.state_dict(), step.model.state_dict())

@@ -27,17 +27,20 @@ def random_models(make_clip) -> dict[str, tuple[ChestCLIP, MLPHead]]:
 
 
 def _random_head() -> MLPHead:
-    # Seeded so every method's map is non-empty: attention Grad-CAM's ReLU zeroes the whole map
-    # when the head-weighted attention is negative on every patch, which happens for about a
-    # third of random heads (seeds 1, 2 and 4 of 0-7).
-    torch.manual_seed(0)
+    # Seeded so every method's map of the diseased log-odds is non-empty: attention Grad-CAM's
+    # ReLU zeroes the whole map when the head-weighted attention is negative on every patch,
+    # which happens for most random heads (all but seeds 2, 3 and 5 of 0-7).
+    torch.manual_seed(2)
     return MLPHead(64, (16,)).eval()
 
 
-def _multimodal_score(model: ChestCLIP, head: MLPHead, target: int = 1):
+def _text() -> torch.Tensor:
     torch.manual_seed(2)
-    text = torch.nn.functional.normalize(torch.randn(32), dim=0)
-    return head_score(model, head, "multimodal", text, target=target)
+    return torch.nn.functional.normalize(torch.randn(32), dim=0)
+
+
+def _multimodal_score(model: ChestCLIP, head: MLPHead, target: int = 1):
+    return head_score(model, head, "multimodal", _text(), target=target)
 
 
 def _pixels(seed: int = 3) -> torch.Tensor:
@@ -137,6 +140,30 @@ def test_head_score_holds_the_text_fixed_and_checks_its_inputs(random_models):
         head_score(model, head, "multimodal")
     with pytest.raises(ValueError, match="takes 64 features"):
         head_score(model, head, "image")(pixels)
+
+
+def test_the_explained_score_is_the_log_odds_of_the_target_class(random_models):
+    """What a decision P(diseased) ≥ t depends on: logit[1] − logit[0], not logit[1] alone."""
+    model, head = random_models["tiny-vit"]
+    pixels = torch.rand(3, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        for target in (0, 1):
+            score = _multimodal_score(model, head, target)(pixels)
+            probability = head_score(model, head, "multimodal", _text(), target, True)(pixels)
+            torch.testing.assert_close(score, torch.log(probability / (1 - probability)))
+
+
+def test_evidence_that_moves_only_the_normal_logit_is_explained(vit_detector, lesion):
+    """A head whose diseased logit is constant and whose normal logit falls with the lesion:
+    P(diseased) rises with the lesion, so the map must find it (logit[1] alone is flat)."""
+    model, detector = vit_detector
+    head = MLPHead(32, hidden_sizes=()).eval()
+    with torch.no_grad():
+        head.net[0].weight.copy_(detector.net[0].weight)
+        head.net[0].weight[1] = 0.0  # logits = (−GAIN z_0, 0)
+        head.net[0].bias.zero_()
+    score = head_score(model, head, "image")
+    _assert_on_lesion(explain(model, lesion.pixels, score, "attention-gradcam"), lesion, margin=4)
 
 
 def _assert_on_lesion(heatmap: np.ndarray, lesion, margin: int) -> None:

@@ -4,12 +4,17 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
+from chestclip.explain import registry, stage
+from chestclip.explain.base import CamMethod
 from chestclip.explain.stage import explain_image, explain_split
 from chestclip.explain.summary import summary_table
+from chestclip.inference.predict import validation_thresholds
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +38,7 @@ def test_batch_outputs(explained):
     method = summary["methods"]["cnn-gradcam"]
     assert method["images_with_lesion"] > 0  # phantom masks found beside the source
     assert 0 <= method["pointing_game"] <= 1 and 0 < method["pointing_baseline_area"] < 0.5
-    assert method["randomisation_rank_correlation"] < 0.9  # maps change when the weights do
+    assert method["randomisation_rank_correlation"]["value"] < 0.9  # maps change with weights
     assert 0 <= method["energy_in_lesion"] <= 1
     gain = method["energy_gain"]
     assert gain["ci_low"] <= gain["value"] <= gain["ci_high"]
@@ -72,5 +77,98 @@ def test_the_finetuned_image_baseline_is_explained_like_a_head(prepared_phantoms
     assert json.loads((out / "faithfulness.json").read_text())["head"] == "image-finetuned"
     method = summary["methods"]["cnn-gradcam"]
     assert method["images"] == 6 and method["empty_maps"] < 6
-    assert method["randomisation_rank_correlation"] < 0.9
+    assert method["randomisation_rank_correlation"]["value"] < 0.9
     assert (out / "gallery.png").is_file()
+
+
+def test_the_gallery_sorts_outcomes_at_the_validation_threshold_and_says_which(
+    evaluated_run, prepared_phantoms, tmp_path, monkeypatch
+):
+    """The gallery's TP/FP/TN/FN must agree with evaluate's confusion matrix, not with 0.5."""
+    shown = {}
+    monkeypatch.setattr(
+        stage, "save_gallery", lambda path, panels, **kw: shown.update(panels=panels, **kw)
+    )
+    explain_split(evaluated_run, prepared_phantoms, "test", limit=12, head="image", out=tmp_path)
+    threshold = validation_thresholds(evaluated_run)["image"]
+    assert threshold != 0.5
+    assert f"P ≥ {threshold:.3f} (validation threshold" in shown["title"]
+    saved = json.loads((tmp_path / "faithfulness.json").read_text())["gallery_threshold"]
+    assert saved["value"] == threshold
+    roi = pd.read_csv(tmp_path / "roi.csv").drop_duplicates("image_id").set_index("image_id")
+    outcomes = {(True, 1): "TP", (True, 0): "FP", (False, 0): "TN", (False, 1): "FN"}
+    for panel in shown["panels"]:
+        outcome, _, image_id = panel.title.split(" · ")
+        image = roi.loc[image_id]
+        assert outcome == outcomes[(bool(image["probability"] >= threshold), image["label"])]
+
+
+def test_the_randomisation_cascade_has_an_interval_at_every_step(explained):
+    """Adebayo et al.: head, projection, then every block from the top down, each step's rank
+    correlation measured on every explained image with a bootstrap interval, and plotted."""
+    _, out, summary = explained
+    cascade = summary["randomisation"]
+    assert cascade["images"] == 24
+    steps = cascade["methods"]["cnn-gradcam"]
+    blocks = [step["blocks"] for step in steps]
+    assert [step["step"] for step in steps[:2]] == ["head", "projection"]
+    assert blocks == [0, 0, *range(1, len(steps) - 1)] and len(steps) >= 4
+    assert steps[-1]["step"] == f"block 1/{len(steps) - 2}"
+    for step in steps:
+        ci = step["rank_correlation"]
+        assert 0 < step["pairs"] <= 24 and ci["ci_low"] <= ci["value"] <= ci["ci_high"]
+    top_block = summary["methods"]["cnn-gradcam"]["randomisation_rank_correlation"]
+    assert top_block == steps[2]["rank_correlation"]
+    assert (out / "randomisation.png").stat().st_size > 10_000
+
+
+class ValidationBlind(CamMethod):
+    """cnn-gradcam's maps, except on validation images, where the map is empty: a method that
+    fails where the default is chosen and is indistinguishable from cnn-gradcam on test."""
+
+    name = "validation-blind"
+    requirement = "a CNN"
+
+    def __init__(self, validation_images: set[bytes]):
+        self.validation_images = validation_images
+
+    def applies_to(self, encoder) -> bool:
+        return registry.METHODS["cnn-gradcam"].applies_to(encoder)
+
+    def grid_map(self, model, pixels, score_fn):
+        grid = registry.METHODS["cnn-gradcam"].grid_map(model, pixels, score_fn)
+        image = (pixels.detach()[0, 0] * 255).round().byte().numpy().tobytes()
+        return grid * 0 if image in self.validation_images else grid
+
+
+def test_the_default_method_is_chosen_on_validation_and_test_only_reports(
+    probed_run, prepared_phantoms, tmp_path, monkeypatch
+):
+    run, _ = probed_run
+    data = PreparedData(prepared_phantoms)
+    val = data.split_images("val")
+    images = {np.asarray(data.array[row]).tobytes() for row in val["row"]}
+    monkeypatch.setitem(registry.METHODS, "validation-blind", ValidationBlind(images))
+    methods = ["validation-blind", "cnn-gradcam"]  # on test they tie: the first would win
+    summary = explain_split(
+        run, prepared_phantoms, "test", limit=8, methods=methods, head="image", out=tmp_path
+    )
+    assert summary["default_method"] == "cnn-gradcam" and summary["default_chosen_on"] == "val"
+    blind = summary["validation"]["methods"]["validation-blind"]
+    assert blind["empty_maps"] == blind["images"] == 8
+    reported = summary["methods"]
+    assert reported["validation-blind"]["deletion_gain"] == reported["cnn-gradcam"]["deletion_gain"]
+    assert set(pd.read_csv(tmp_path / "roi_val.csv")["image_id"]) <= set(val["image_id"])
+    test_ids = set(data.split_images("test")["image_id"])
+    assert set(pd.read_csv(tmp_path / "roi.csv")["image_id"]) <= test_ids
+
+
+def test_a_typed_text_is_embedded_as_training_embedded_its_texts(probed_run):
+    """Under `clean: none` training texts end with a full stop; the typed indication must too."""
+    from chestclip.evaluation.features import encode_texts
+
+    run, _ = probed_run
+    explainer = stage.Explainer.load(run, "multimodal")
+    typed = explainer.text_embedding("Cough and fever", "none").numpy()
+    trained = encode_texts(explainer.model, explainer.tokenizer, ["Cough and fever."])[0]
+    np.testing.assert_allclose(typed, trained, atol=1e-6)

@@ -71,17 +71,23 @@ def test_fixed_temperature_is_an_exact_buffer(tokenizer: PreTrainedTokenizerFast
     assert all("logit_scale" not in name for name, _ in model.named_parameters())
 
 
-def test_learnable_temperature_starts_at_the_paper_value_and_is_clamped(
+def test_learnable_temperature_starts_at_the_paper_value_and_is_clamped_between_steps(
     tokenizer: PreTrainedTokenizerFast,
 ) -> None:
     model = tiny_clip(tokenizer, learnable_temperature=True, temperature=0.1, max_logit_scale=50)
     assert "log_logit_scale" in dict(model.named_parameters())
     assert model.logit_scale.item() == pytest.approx(10.0)
-    model.logit_scale.backward()
-    assert model.log_logit_scale.grad is not None
     with torch.no_grad():
         model.log_logit_scale.fill_(math.log(1000.0))
+    # past the bound the scale still learns: a clamp in the forward pass would zero this gradient
+    model.logit_scale.backward()
+    assert model.log_logit_scale.grad.item() == pytest.approx(1000.0)
+    model.clamp_logit_scale()  # what training does after each optimiser step
     assert model.logit_scale.item() == pytest.approx(50.0)
+    with torch.no_grad():
+        model.log_logit_scale.fill_(-1.0)
+    model.clamp_logit_scale()
+    assert model.logit_scale.item() == pytest.approx(1.0)  # τ at most 1, as in open_clip
 
 
 @pytest.mark.parametrize(

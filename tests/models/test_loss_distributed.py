@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ pytestmark = pytest.mark.skipif(
     not dist.is_available() or "fork" not in mp.get_all_start_methods(),
     reason="needs torch.distributed and the fork start method",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_rank(rank: int, port: int, batch: dict[str, torch.Tensor], out_dir: Path) -> None:
@@ -54,7 +47,7 @@ def run_rank(rank: int, port: int, batch: dict[str, torch.Tensor], out_dir: Path
         dist.destroy_process_group()
 
 
-def test_gathered_loss_and_gradients_match_single_process(tmp_path: Path) -> None:
+def test_gathered_loss_and_gradients_match_single_process(tmp_path: Path, tcp_port: int) -> None:
     generator = torch.Generator().manual_seed(0)
     batch = {
         "image": F.normalize(torch.randn(8, 16, generator=generator, dtype=torch.float64), dim=-1),
@@ -65,7 +58,7 @@ def test_gathered_loss_and_gradients_match_single_process(tmp_path: Path) -> Non
         "text_ids": torch.tensor([10, 11, 9, 12, 11, 13, 9, 14]),
     }
     mp.start_processes(
-        run_rank, args=(free_port(), batch, tmp_path), nprocs=WORLD_SIZE, start_method="fork"
+        run_rank, args=(tcp_port, batch, tmp_path), nprocs=WORLD_SIZE, start_method="fork"
     )
     ranks = [load_file(tmp_path / f"rank{rank}.safetensors") for rank in range(WORLD_SIZE)]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chestclip.data.text import clean_text
+from chestclip.data.text import NEGATIONS, clean_text
 from chestclip.errors import ChestClipError
 from chestclip.retrieval import PromptError, PromptTask, load_prompts
 
@@ -36,6 +36,32 @@ def test_shipped_prompts_stay_distinct_under_every_cleaning_mode(mode):
         assert positive and negative and not set(positive) & set(negative)
 
 
+@pytest.mark.parametrize("mode", ["safe", "paper", "none"])
+def test_every_packaged_prompt_keeps_its_negations_under_every_cleaning_mode(mode):
+    """Read as "pleural effusion", "No pleural effusion" would describe the finding it denies."""
+    for task in load_prompts().tasks.values():
+        positive, negative = task.cleaned(mode)
+        prompts = (*task.positive, *task.negative)
+        for prompt, cleaned in zip(prompts, (*positive, *negative), strict=True):
+            said, kept = (
+                set(re.sub(r"[^a-z0-9\s]", " ", t.lower()).split()) for t in (prompt, cleaned)
+            )
+            assert said & NEGATIONS <= kept, f"{task.name}: {prompt!r} → {cleaned!r}"
+
+
+@pytest.mark.parametrize(
+    "negative",
+    ["No pulmonary nodules or masses.", "There is no focal consolidation.", "Isn't enlarged."],
+)
+def test_a_negative_prompt_whose_negation_cleaning_deletes_is_refused(negative):
+    task = PromptTask(
+        name="nodule", mesh_any=["Nodule"], positive=["A nodule."], negative=[negative]
+    )
+    assert task.cleaned("safe")[1] == [clean_text(negative, "safe")]  # safe keeps negations
+    with pytest.raises(PromptError, match=r"'nodule'.*loses its negation.*'paper' cleaning"):
+        task.cleaned("paper")
+
+
 def test_abnormal_positive_prompts_describe_findings_not_their_absence():
     positive, _ = load_prompts().tasks["abnormal"].cleaned("safe")
     for prompt in positive:
@@ -48,7 +74,6 @@ def test_prompts_are_cleaned_like_the_reports():
     positive, negative = task.cleaned("paper")
     assert positive == [clean_text(p, "paper") for p in task.positive]
     assert negative == [clean_text(p, "paper") for p in task.negative]
-    assert "no pleural effusion" in task.cleaned("safe")[1]  # safe keeps the negation
 
 
 def test_a_negation_lost_in_cleaning_is_an_error_not_an_inverted_prompt():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chestclip.data.labels import label_from_terms
+from chestclip.data.labels import UnlabelledReport, label_from_terms
 from chestclip.data.records import (
     FRONTAL,
     IMAGE_COLUMNS,
@@ -80,6 +80,9 @@ def read_kaggle(source: Path, with_images: bool = True) -> SourceRecords:
             continue
         try:
             label = label_from_terms(str(row.Problems).split(";"))
+        except UnlabelledReport as err:
+            skipped.append(Skipped("report", uid, str(err), str(reports_path)))
+            continue
         except ValueError as err:
             skipped.append(
                 Skipped("report", uid, f"malformed row {line}: {err}", str(reports_path))

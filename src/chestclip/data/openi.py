@@ -76,7 +76,8 @@ def _archive_problem(archive: Path, err: BaseException) -> str:
 
 
 def parse_report_xml(data: bytes) -> tuple[dict, list[tuple[str, str]]]:
-    """One OpenI XML → (report fields, [(image id, caption), ...]); ValueError if malformed."""
+    """One OpenI XML → (report fields, [(image id, caption), ...]); ValueError if malformed,
+    ``labels.UnlabelledReport`` if never indexed."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as err:
@@ -91,7 +92,7 @@ def parse_report_xml(data: bytes) -> tuple[dict, list[tuple[str, str]]]:
         if field:
             report[field] = " ".join("".join(node.itertext()).split())
     mesh = [m.text.strip() for m in root.findall("MeSH/major") if m.text and m.text.strip()]
-    report["label"] = label_from_terms(mesh)  # ValueError when there are no terms
+    report["label"] = label_from_terms(mesh)  # ValueError: no terms, or "No Indexing"
     report["mesh"] = ";".join(mesh)
     report["problems"] = ";".join(problems_from_mesh(mesh))
     images = [(p.get("id", ""), p.findtext("caption") or "") for p in root.findall("parentImage")]

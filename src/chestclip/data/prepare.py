@@ -68,10 +68,11 @@ def select_images(
     """Images that belong to a parsed report and to the chosen views; (table, excluded by view)."""
     images = _drop_duplicates(records.images, "image_id", "image", skipped)
     orphan = ~images["uid"].isin(records.reports["uid"])
-    skipped += [
-        Skipped("image", i, "no report for this image", f)
-        for i, f in zip(images.loc[orphan, "image_id"], images.loc[orphan, "file"], strict=True)
-    ]
+    # an image of a report skipped for a reason (e.g. not indexed) is counted under that reason
+    report_skipped = {s.id: s.reason.split(":")[0] for s in skipped if s.kind == "report"}
+    for image_id, uid, file in images.loc[orphan, ["image_id", "uid", "file"]].itertuples(False):
+        reason = f"report skipped, {report_skipped[uid]}" if uid in report_skipped else None
+        skipped.append(Skipped("image", image_id, reason or "no report for this image", file))
     images = images[~orphan]
     excluded = 0
     if config.views == "frontal":

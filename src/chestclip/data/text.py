@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -71,7 +72,12 @@ def clean_text(text: str, mode: CleanMode = "safe") -> str:
     return " ".join(t for t in text.split() if t not in stop and not _DEIDENTIFIED.match(t))
 
 
-def join_fields(row: pd.Series, fields: tuple[str, ...]) -> str:
+def negation_words(text: str) -> frozenset[str]:
+    """The negations ``text`` says ("no", "not", "isn", ...), whatever its case or punctuation."""
+    return frozenset(_SPECIAL.sub(" ", text.lower()).split()) & NEGATIONS
+
+
+def join_fields(row: pd.Series | Mapping[str, str], fields: tuple[str, ...]) -> str:
     """Concatenate the chosen report sections, each ended as a sentence."""
     parts = []
     for field in fields:
@@ -79,6 +85,13 @@ def join_fields(row: pd.Series, fields: tuple[str, ...]) -> str:
         if value:
             parts.append(value if value[-1] in ".!?" else value + ".")
     return " ".join(parts)
+
+
+def section_text(text: str, mode: CleanMode) -> str:
+    """A section typed at prediction time (an indication, a report) built exactly as training
+    built its texts: ended as a sentence by :func:`join_fields`, then cleaned. Under ``none``
+    cleaning the full stop is part of the text the model saw."""
+    return clean_text(join_fields({"section": text}, ("section",)), mode)
 
 
 def build_text(reports: pd.DataFrame, fields: tuple[str, ...], mode: CleanMode) -> pd.Series:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
 LEAKING_FIELDS = frozenset({"findings", "impression"})
@@ -27,21 +28,30 @@ def text_leaks_findings(fields: str | Sequence[str]) -> bool:
 
 
 def bag_of_words_baseline(
-    train_texts: Sequence[str], train_labels: Sequence[int] | np.ndarray, seed: int = 0
+    train_texts: Sequence[str],
+    train_labels: Sequence[int] | np.ndarray,
+    seed: int = 0,
+    groups: Sequence | np.ndarray | None = None,
 ) -> Pipeline:
     """TF-IDF (uni+bigrams) + logistic regression fitted on TRAIN texts only.
 
-    C is chosen by stratified 5-fold CV ROC-AUC on the training data, with the vectoriser refitted
-    inside each fold; the returned pipeline is refitted on all training texts. Score validation and
-    test texts with ``baseline_scores``.
+    C is chosen by 5-fold CV ROC-AUC on the training data, the folds stratified by label and
+    grouped by ``groups`` (the patient, ``uid``; default: each row its own group), with the
+    vectoriser refitted inside each fold: rows of one patient share their report's text, and in
+    two folds they would reward memorising reports (weak regularisation). The returned pipeline
+    is refitted on all training texts. Score validation and test texts with ``baseline_scores``.
     """
     texts, labels = list(train_texts), np.asarray(train_labels)
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} training texts but {len(labels)} labels")
-    classes, counts = np.unique(labels, return_counts=True)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    if len(groups) != len(labels):
+        raise ValueError(f"{len(groups)} groups for {len(labels)} training texts")
+    per_group = pd.Series(labels).groupby(groups).max()  # a patient with a diseased row
+    classes, counts = np.unique(per_group, return_counts=True)
     if not np.array_equal(classes, [0, 1]) or counts.min() < CV_FOLDS:
         raise ValueError(
-            f"bag_of_words_baseline needs labels 0 and 1, each at least {CV_FOLDS} times; "
+            f"bag_of_words_baseline needs labels 0 and 1, each in at least {CV_FOLDS} groups; "
             f"got {dict(zip(classes.tolist(), counts.tolist(), strict=True))}"
         )
     pipeline = Pipeline(
@@ -55,10 +65,10 @@ def bag_of_words_baseline(
         pipeline,
         {"logreg__C": list(C_GRID)},
         scoring="roc_auc",
-        cv=StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed),
+        cv=StratifiedGroupKFold(CV_FOLDS, shuffle=True, random_state=seed),
         refit=True,
     )
-    search.fit(texts, labels)
+    search.fit(texts, labels, groups=groups)
     return search.best_estimator_
 
 

@@ -8,6 +8,7 @@ Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from chestclip.evaluation.baselines import (
     baseline_scores,
     text_leaks_findings,
 )
+from chestclip.evaluation.comparisons import BASELINE, compare_heads
 from chestclip.evaluation.features import FeatureCache, texts_for
 from chestclip.evaluation.figures import (
     plot_confusion_matrices,
@@ -32,22 +34,22 @@ from chestclip.evaluation.figures import (
     plot_reliability,
     plot_roc_curves,
 )
-from chestclip.evaluation.metrics import evaluate_head, reliability_bins
-from chestclip.evaluation.schema import validate_metrics
+from chestclip.evaluation.metrics import evaluate_head, format_difference, reliability_bins
+from chestclip.evaluation.schema import SCHEMA_VERSION, validate_metrics
 from chestclip.models import load_clip, resolve_clip_dir
 from chestclip.training.finetune import BASELINES_DIR
 from chestclip.training.probe import HEADS_DIR, head_features, head_name, load_head, probe
 from chestclip.utils.io import atomic_path, atomic_write_json
 
 EVAL_SPLITS = ("val", "test")
-BASELINE = "bag-of-words"
 LEAK_WARNING = (
     "{head}: its text includes {fields}, written by the radiologist after reading the image; "
     "its score measures reading the report, not reading the X-ray"
 )
 BELOW_BASELINE_WARNING = (
-    "RED FLAG: {head} (ROC-AUC {auc:.3f}) is below the bag-of-words baseline on the same text "
-    "({baseline:.3f}): the CLIP features lose information a word count keeps"
+    "RED FLAG: {head} is below the bag-of-words baseline on the same text: ROC-AUC difference "
+    "{difference} per image, paired bootstrap over patients, 95% CI below 0: the CLIP features "
+    "lose information a word count keeps"
 )
 
 
@@ -61,14 +63,17 @@ def head_scores(cache: FeatureCache, directory: Path, split: str) -> np.ndarray:
 
 
 def baseline_for(data: PreparedData, fields: Sequence[str], seed: int) -> dict[str, np.ndarray]:
-    """Bag-of-words scores per split, trained on the training reports only."""
+    """Bag-of-words scores per image of each evaluated split, trained on the training reports
+    only, one row per study (its views share the text), cross-validated by patient."""
     texts = texts_for(data, tuple(fields))
-    per_split = {
-        s: texts.loc[data.split_images(s)["uid"]].tolist() for s in ("train", *EVAL_SPLITS)
+    train = data.split_images("train").drop_duplicates("uid")
+    model = bag_of_words_baseline(
+        texts.loc[train["uid"]].tolist(), train["label"].to_numpy(), seed, groups=train["uid"]
+    )
+    return {
+        s: baseline_scores(model, texts.loc[data.split_images(s)["uid"]].tolist())
+        for s in EVAL_SPLITS
     }
-    labels = data.split_images("train")["label"].to_numpy()
-    model = bag_of_words_baseline(per_split["train"], labels, seed=seed)
-    return {s: baseline_scores(model, per_split[s]) for s in EVAL_SPLITS}
 
 
 def score_frozen_heads(
@@ -160,9 +165,10 @@ def write_evaluation(
         results[name] = {**result, **provenance, "text_leaks_findings": leaks}
         if leaks:
             warnings.append(LEAK_WARNING.format(head=name, fields="+".join(fields)))
-    warnings += below_baseline_warnings(results)
+    comparisons = compare_heads(frames["test"], heads, n_boot, seed)
+    warnings += below_baseline_warnings(comparisons)
     document = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "chestclip_version": __version__,
         "data": {
@@ -171,6 +177,7 @@ def write_evaluation(
             "skipped_by_reason": data.summary.get("skipped_by_reason", {}),
         },
         "heads": results,
+        "comparisons": comparisons,
         "warnings": warnings,
     }
     problems = validate_metrics(document)
@@ -223,18 +230,33 @@ def evaluate_text_baselines(
     return write_evaluation(Path(out), data, frames, heads, threshold_method, n_boot, seed)
 
 
-def below_baseline_warnings(heads: dict[str, dict[str, Any]]) -> list[str]:
-    """A text-using head whose test AUC is below the bag-of-words on the same fields."""
+def validation_thresholds(run: str | Path) -> dict[str, float]:
+    """Each head's decision threshold, chosen on validation data by ``chestclip evaluate``
+    (empty before the run is evaluated)."""
+    path = Path(run) / "eval/metrics.json"
+    if not path.is_file():
+        return {}
+    heads = json.loads(path.read_text())["heads"]
+    return {name: result["threshold"]["value"] for name, result in heads.items()}
+
+
+def below_baseline_warnings(comparisons: list[dict[str, Any]]) -> list[str]:
+    """A text-using head below the bag-of-words on the same fields: only when the paired
+    bootstrap interval of the per-image ROC-AUC difference lies wholly below 0 (a lower point
+    estimate within the noise is no finding)."""
     found = []
-    for name, result in heads.items():
-        fields = result["text_fields"]
-        if not fields or name.startswith(BASELINE):
-            continue
-        baseline = heads.get(f"{BASELINE}_{'+'.join(fields)}")
-        auc = result["levels"]["image"]["metrics"]["roc_auc"]["value"]
-        reference = baseline["levels"]["image"]["metrics"]["roc_auc"]["value"] if baseline else None
-        if auc is not None and reference is not None and auc < reference:
-            found.append(BELOW_BASELINE_WARNING.format(head=name, auc=auc, baseline=reference))
+    for comparison in comparisons:
+        difference = comparison["levels"]["image"]
+        if (
+            comparison["reference"].startswith(BASELINE)
+            and difference["ci_high"] is not None
+            and difference["ci_high"] < 0
+        ):
+            found.append(
+                BELOW_BASELINE_WARNING.format(
+                    head=comparison["head"], difference=format_difference(difference)
+                )
+            )
     return found
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chestclip.errors import ChestClipError
-from chestclip.evaluation.metrics import metric_parts
+from chestclip.evaluation.metrics import format_difference, metric_parts
 from chestclip.explain.summary import summary_table
 from chestclip.utils.io import atomic_write_text
 
@@ -65,6 +65,32 @@ def metrics_table(heads: dict[str, Any], level: str) -> str:
     )
 
 
+def comparisons_table(comparisons: list[dict[str, Any]]) -> str:
+    """Paired ROC-AUC differences (head − reference) per image and per study with their paired
+    bootstrap intervals; "yes" where the interval excludes 0."""
+    if not comparisons:
+        return "<p>No head-versus-head comparison applies to these heads.</p>"
+    rows = []
+    for c in comparisons:
+        cells = ""
+        for level in ("image", "study"):
+            difference = c["levels"][level]
+            low, high = difference["ci_low"], difference["ci_high"]
+            excludes = "n/a" if low is None else "yes" if low > 0 or high < 0 else "no"
+            cells += f"<td class=num>{format_difference(difference)}</td><td>{excludes}</td>"
+        rows.append(
+            f"<tr><td>{html.escape(c['head'])}</td><td>{html.escape(c['reference'])}</td>"
+            f"<td>{html.escape(c['measures'])}</td>{cells}</tr>"
+        )
+    return (
+        "<table><tr><th>head</th><th>reference</th><th>measures</th>"
+        "<th>difference per image (95% CI)</th><th>CI excludes 0</th>"
+        "<th>difference per study (95% CI)</th><th>CI excludes 0</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def data_table(data: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{split}</td><td class=num>{c['patients']}</td><td class=num>{c['images']}</td>"
@@ -102,7 +128,10 @@ def faithfulness_table(path: Path) -> str:
     )
     return (
         f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
-        f"default method: <b>{html.escape(summary['default_method'])}</b>.</p>"
+        f"default method: <b>{html.escape(summary['default_method'])}</b>, chosen on the "
+        f"{html.escape(str(summary.get('default_chosen_on', summary['split'])))} split. The rank "
+        "correlation is the cascading randomisation's once the head, projection and top block "
+        "are re-initialised; every step is plotted below.</p>"
         f"<table><tr><th>method</th>{header}</tr>{rows}</table>"
     )
 
@@ -162,6 +191,12 @@ evaluated {html.escape(metrics["created"])} with chestclip {html.escape(metrics[
 ⚠ marks heads whose text includes findings/impression: they measure report reading, not image reading.</p>
 {metrics_table(metrics["heads"], "image")}
 <h2>Test metrics per study (views averaged)</h2>{metrics_table(metrics["heads"], "study")}
+<h2>Head versus head: paired ROC-AUC differences</h2>
+<p>ROC-AUC of the head minus that of the reference on the same test images (studies), with a
+paired bootstrap interval: each resample draws the patients once and scores both heads on it. A
+difference is established only when its interval excludes 0; overlapping or separate intervals
+do not settle it.</p>
+{comparisons_table(metrics.get("comparisons", []))}
 <h2>Figures</h2>{"".join(figure(p, FIGURE_TITLES.get(p.name, p.stem)) for p in ordered)}
 <h2>Explanations</h2>{explanations_section(run)}
 <h2>Configuration</h2><pre>{html.escape(config)}</pre>

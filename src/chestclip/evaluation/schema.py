@@ -7,7 +7,8 @@ lists what is wrong with a document (empty when valid).
 
 Top level (no other keys allowed):
 
-- `schema_version` — integer, always `1`; bumped when this layout changes incompatibly.
+- `schema_version` — integer, always `2` (2 added `comparisons`); bumped when this layout
+  changes incompatibly.
 - `created` — string, ISO 8601 UTC time the evaluation ran (e.g. `2025-01-31T12:00:00+00:00`).
 - `chestclip_version` — string, `chestclip.__version__` that wrote the file.
 - `data` — object describing the evaluated data; `splits` is required, other keys are free:
@@ -46,7 +47,20 @@ Top level (no other keys allowed):
       (number in (0, 1)), `unit` (string, what was resampled: whole patients),
       `single_class_resamples` (integer, resamples holding one class only, skipped for AUC-type
       metrics).
-- `warnings` — array of strings, anything a reader must know before trusting the numbers.
+- `comparisons` — array, one entry per head-versus-head claim the report makes
+  (`chestclip.evaluation.comparisons.head_comparisons`: a text head vs the bag-of-words on the
+  same text, a multimodal head vs each image-only head and vs the text-only head on its text,
+  the frozen-feature image head vs the fine-tuned image baseline), each:
+  - `head`, `reference` — strings, head names of `heads`; `measures` — string, what the
+    difference tells; `metric` — `roc_auc`.
+  - `levels` — object with exactly `image` and `study`, each the ROC-AUC of `head` minus that of
+    `reference` on the same test rows: `value`, `ci_low`, `ci_high` (numbers in [−1, 1] or null;
+    the percentile interval of a PAIRED bootstrap: each resample draws the patients once and
+    scores both heads on it), `n_boot`, `seed`, `alpha`, `unit` and `single_class_resamples`
+    as in a level's `bootstrap`. The difference is established when the interval excludes 0.
+- `warnings` — array of strings, anything a reader must know before trusting the numbers; a
+  text head is flagged below the bag-of-words only when its comparison's per-image interval
+  lies below 0.
 """
 
 from __future__ import annotations
@@ -58,7 +72,7 @@ from typing import Any
 from chestclip.evaluation.baselines import text_leaks_findings
 from chestclip.evaluation.metrics import LEVELS, METRIC_NAMES, THRESHOLD_METHODS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _object(properties: dict, required: list[str] | None = None, extra: Any = False) -> dict:
@@ -115,6 +129,28 @@ HEAD_SCHEMA = _object(
         "text_leaks_findings": {"type": "boolean"},
     }
 )
+_DIFFERENCE = {"type": ["number", "null"], "minimum": -1, "maximum": 1}
+COMPARISON_SCHEMA = _object(
+    {
+        "head": {"type": "string"},
+        "reference": {"type": "string"},
+        "measures": {"type": "string"},
+        "metric": {"enum": ["roc_auc"]},
+        "levels": _object(
+            dict.fromkeys(
+                LEVELS,
+                _object(
+                    {
+                        "value": _DIFFERENCE,
+                        "ci_low": _DIFFERENCE,
+                        "ci_high": _DIFFERENCE,
+                        **LEVEL_SCHEMA["properties"]["bootstrap"]["properties"],
+                    }
+                ),
+            )
+        ),
+    }
+)
 _SPLIT_COUNTS = _object(dict.fromkeys(("patients", "images", "normal", "diseased"), _COUNT))
 DATA_SCHEMA = _object(
     {
@@ -129,7 +165,7 @@ DATA_SCHEMA = _object(
 )
 METRICS_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://chestclip/schemas/eval-metrics-v1.json",
+    "$id": "https://chestclip/schemas/eval-metrics-v2.json",
     "title": "chestclip evaluation metrics (RUN/eval/metrics.json)",
     **_object(
         {
@@ -138,6 +174,7 @@ METRICS_SCHEMA: dict = {
             "chestclip_version": {"type": "string"},
             "data": DATA_SCHEMA,
             "heads": {"type": "object", "additionalProperties": HEAD_SCHEMA},
+            "comparisons": {"type": "array", "items": COMPARISON_SCHEMA},
             "warnings": {"type": "array", "items": {"type": "string"}},
         }
     ),
@@ -230,7 +267,8 @@ def _walk(schema: dict, value: Any, path: str, problems: list[str]) -> None:
 def validate_metrics(document: Any) -> list[str]:
     """Every way ``document`` breaks ``METRICS_SCHEMA`` (one line each, with its path); [] if valid.
 
-    Beyond the schema: a head's ``text_leaks_findings`` must agree with its ``text_fields``.
+    Beyond the schema: a head's ``text_leaks_findings`` must agree with its ``text_fields``, and
+    a comparison must name heads of ``heads``.
     """
     problems: list[str] = []
     _walk(METRICS_SCHEMA, document, "", problems)
@@ -246,4 +284,9 @@ def validate_metrics(document: Any) -> list[str]:
             problems.append(
                 f"heads.{name}.text_leaks_findings: {leaks} disagrees with text_fields {fields}"
             )
+    comparisons = document.get("comparisons")
+    for index, comparison in enumerate(comparisons if isinstance(comparisons, list) else []):
+        for role in ("head", "reference") if isinstance(comparison, dict) else ():
+            if isinstance(comparison.get(role), str) and comparison[role] not in heads:
+                problems.append(f"comparisons[{index}].{role}: {comparison[role]!r} is not a head")
     return problems

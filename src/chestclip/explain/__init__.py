@@ -18,15 +18,18 @@ Typical use::
 Modules: ``base`` (interface, hooks), one module per method (``attention_gradcam``, ``gradcam``,
 ``rollout``, ``cnn_gradcam``), ``registry`` (``METHODS``, ``explain``), ``roi`` (anatomical zones),
 ``lexicon`` (zones a report mentions), ``faithfulness`` (deletion/insertion, pointing game, energy
-in the lesion, randomisation check), ``summary`` (per-method figures with intervals, the default
-method), ``overlay`` (figures), ``stage`` (``chestclip explain``).
+in the lesion, cascading randomisation), ``summary`` (per-method figures with intervals, the
+default method), ``overlay`` (figures), ``measure`` (a split explained image by image), ``stage``
+(``chestclip explain``).
 """
 
 from chestclip.explain.base import CamMethod, ScoreFunction, head_score, normalise, to_heatmap
 from chestclip.explain.faithfulness import (
     Curve,
     Faithfulness,
+    RandomisationStep,
     area_fraction,
+    cascading_randomisation,
     default_grid,
     energy_in_lesion,
     faithfulness,
@@ -34,6 +37,7 @@ from chestclip.explain.faithfulness import (
     pointing_hit,
     randomisation_check,
     randomised_copy,
+    rank_correlations,
     topk_iou,
 )
 from chestclip.explain.lexicon import Mention, agreement, find_mentions, mentioned_zones
@@ -56,9 +60,11 @@ __all__ = [
     "Faithfulness",
     "Mention",
     "OverlayPanel",
+    "RandomisationStep",
     "ScoreFunction",
     "agreement",
     "area_fraction",
+    "cascading_randomisation",
     "default_grid",
     "energy_in_lesion",
     "exclusive_masks",
@@ -76,6 +82,7 @@ __all__ = [
     "pointing_hit",
     "randomisation_check",
     "randomised_copy",
+    "rank_correlations",
     "save_gallery",
     "save_overlay",
     "to_heatmap",

@@ -1,10 +1,19 @@
 """Grad-CAM on the last layer's self-attention: the paper's explanation method.
 
-The "feature maps" are the heads' CLS→patch attention rows of the last encoder layer and the
-weights are the gradients of the score with respect to them, averaged over the patches (Grad-CAM's
-global average pooling). Only the CLS output of the last layer reaches the head, so every other
-query row has zero gradient: averaging over both token axes would give the same weights up to a
-positive factor, which normalisation removes.
+What is computed, per attention head ``h`` of the last encoder layer, with ``A_h`` its softmax
+attention probabilities ``[N, N]`` (token 0 the CLS) and ``G_h = ∂score/∂A_h``:
+
+    w_h = mean over the patch columns p of G_h[0, p]
+    map[p] = ReLU(Σ_h w_h · A_h[0, p])
+
+The "feature maps" are the CLS query's attention over the patches (row 0, patch columns), and the
+weights are Grad-CAM's global average of the gradient over that same row and those columns. Why
+row 0 only: the encoder's feature is the last layer's CLS output (``encoders.ImageEncoder``), so
+the score reaches this layer's attention only through the CLS query, and every other row of
+``G_h`` is exactly 0. Why the patch columns only: the CLS→CLS entry (and any other prefix
+token's column) is not a place in the image. It is therefore NOT the mean over both token axes
+of the full matrix: that would divide by N² instead of the number of patches and include the
+CLS→CLS gradient, which changes the heads' relative weights, not just their scale.
 """
 
 from __future__ import annotations

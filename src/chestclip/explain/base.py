@@ -32,7 +32,13 @@ def head_score(
     target: int = 1,
     probability: bool = False,
 ) -> ScoreFunction:
-    """The score a heat map explains: the head's logit for class ``target`` (1 = diseased).
+    """The score a heat map explains: the log-odds of class ``target`` (1 = diseased),
+    ``log P(target) / (1 − P(target))`` = ``logit[1] − logit[0]`` for the two-class heads.
+
+    The decision ``P(diseased) ≥ threshold`` depends on the logits only through that difference:
+    the diseased logit alone would credit evidence that raises both logits (no change to the
+    decision) and miss evidence that lowers the normal logit. Every method explains this one
+    score, so the choice is made here once.
 
     ``kind`` is the head's ``head.json`` kind: ``image`` heads read ``encode_image(pixels)``;
     ``multimodal`` heads read ``[image ⊕ text]`` with ``text_embedding`` ([D] or [1, D], the
@@ -65,7 +71,10 @@ def head_score(
         logits = head(features)  # [B, C]
         if not 0 <= target < logits.shape[1]:
             raise ValueError(f"target class {target} out of range for {logits.shape[1]} classes")
-        return logits.softmax(dim=-1)[:, target] if probability else logits[:, target]
+        if probability:
+            return logits.softmax(dim=-1)[:, target]
+        others = torch.cat([logits[:, :target], logits[:, target + 1 :]], dim=1)  # [B, C - 1]
+        return logits[:, target] - others.logsumexp(dim=1)
 
     return score
 

@@ -8,15 +8,17 @@
 - Localisation against a lesion mask: the pointing game, the share of the map's energy inside
   the lesion and the IoU of the top-k % region, with the lesion's area fraction as the chance
   level.
-- Model-randomisation sanity check (Adebayo et al. 2018): maps from a model whose top layers are
-  re-initialised should differ from the trained model's (rank correlation well below 1).
+- Model-randomisation sanity check (Adebayo et al. 2018), cascading: the head, then the
+  projection, then the encoder's blocks from the top down are re-initialised one after the other,
+  and at every step the maps should differ from the trained model's (rank correlation well below
+  1) — a method whose maps survive the randomisation explains the image, not the model.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,12 +73,20 @@ def cell_index(size: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
     return row[:, None] * cols + col[None, :]
 
 
-def saliency_order(heatmap: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """Cell numbers by decreasing mean heat (ties in row-major order)."""
+def saliency_order(
+    heatmap: np.ndarray, grid: tuple[int, int], seed: int | np.random.Generator = 0
+) -> np.ndarray:
+    """Cell numbers by decreasing mean heat, tied cells in a random order (``seed``).
+
+    A fixed tie-break (row-major) would delete the cells of a flat stretch — the zeros of a
+    ReLU'd map, or all of a flat map — top to bottom, and that order, not the map, would shape
+    the curve.
+    """
     cells = cell_index(heatmap.shape, grid).ravel()
     sums = np.bincount(cells, weights=np.asarray(heatmap, dtype=np.float64).ravel())
     means = sums / np.bincount(cells)
-    return np.argsort(-means, kind="stable")
+    tie_break = np.random.default_rng(seed).permutation(len(means))
+    return np.lexsort((tie_break, -means))  # by -means, then by the random key
 
 
 def random_order(grid: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -148,9 +158,10 @@ def faithfulness(
     steps: int | None = None,
 ) -> Faithfulness:
     """Deletion and insertion curves of ``heatmap`` [H, W] for ``pixels`` [1, 1, H, W], and the
-    same curves for random cell orders (``repeats`` orders from ``seed``, scores averaged)."""
-    order = saliency_order(heatmap, grid)
+    same curves for random cell orders (``repeats`` orders from ``seed``, scores averaged).
+    The map's tied cells are ordered at random too (same ``seed``)."""
     rng = np.random.default_rng(seed)
+    order = saliency_order(heatmap, grid, rng)
     randoms = [random_order(grid, rng) for _ in range(repeats)]
 
     def curve(mode: str, cell_order: np.ndarray) -> Curve:
@@ -208,11 +219,11 @@ def area_fraction(lesion_mask: np.ndarray) -> float:
     return float(np.asarray(lesion_mask, dtype=bool).mean())
 
 
-def randomisation_check(
+def rank_correlations(
     maps_trained: Sequence[np.ndarray], maps_randomised: Sequence[np.ndarray]
-) -> float:
-    """Mean Spearman rank correlation between paired maps (flattened). Pairs with a flat map
-    have no rank order and are skipped; NaN when no pair is left."""
+) -> np.ndarray:
+    """Spearman rank correlation of each pair of maps (flattened): float [N], NaN for a pair
+    with a flat map (no rank order)."""
     if len(maps_trained) != len(maps_randomised):
         raise ValueError(f"{len(maps_trained)} trained maps but {len(maps_randomised)} randomised")
     correlations = []
@@ -220,9 +231,19 @@ def randomisation_check(
         trained, randomised = np.ravel(trained), np.ravel(randomised)
         if trained.shape != randomised.shape:
             raise ValueError(f"paired maps differ in size: {trained.size} vs {randomised.size}")
-        if np.ptp(trained) > 0 and np.ptp(randomised) > 0:
-            correlations.append(spearmanr(trained, randomised)[0])
-    return float(np.mean(correlations)) if correlations else math.nan
+        flat = np.ptp(trained) == 0 or np.ptp(randomised) == 0
+        correlations.append(math.nan if flat else spearmanr(trained, randomised)[0])
+    return np.asarray(correlations, dtype=float)
+
+
+def randomisation_check(
+    maps_trained: Sequence[np.ndarray], maps_randomised: Sequence[np.ndarray]
+) -> float:
+    """Mean Spearman rank correlation between paired maps (flattened). Pairs with a flat map
+    have no rank order and are skipped; NaN when no pair is left."""
+    correlations = rank_correlations(maps_trained, maps_randomised)
+    correlations = correlations[~np.isnan(correlations)]
+    return float(correlations.mean()) if len(correlations) else math.nan
 
 
 @torch.no_grad()
@@ -237,20 +258,53 @@ def _reinitialise(module: nn.Module, generator: torch.Generator) -> None:
             parameter.fill_(1.0 if name.endswith("weight") else 0.0)
 
 
+@dataclass(frozen=True)
+class RandomisationStep:
+    """One step of the cascade: what is re-initialised so far, and the copies."""
+
+    name: str  # "head", "projection", or "block k/n" (k = 1 the first block)
+    blocks: int  # encoder blocks re-initialised so far, from the top
+    model: ChestCLIP
+    head: nn.Module
+
+
+def cascading_randomisation(
+    model: ChestCLIP, head: nn.Module, seed: int = 0
+) -> Iterator[RandomisationStep]:
+    """Adebayo et al. (2018)'s cascading randomisation, from the top down: the head, then the
+    image projection (models that have one), then the encoder's blocks (ViT layers or CNN
+    stages), the last first, each step keeping the earlier ones re-initialised.
+
+    Yields one copy, re-initialised a step further each time: use each step before asking for
+    the next. The originals are left untouched; draws are seeded.
+    """
+    model_copy, head_copy = copy.deepcopy(model), copy.deepcopy(head)
+    generator = torch.Generator().manual_seed(seed)
+    _reinitialise(head_copy, generator)
+    yield RandomisationStep("head", 0, model_copy, head_copy)
+    projection = getattr(model_copy, "image_projection", None)
+    if projection is not None:
+        _reinitialise(projection, generator)
+        yield RandomisationStep("projection", 0, model_copy, head_copy)
+    blocks = list(encoder_blocks(model_copy.image_encoder))
+    for done, block in enumerate(reversed(blocks), start=1):
+        _reinitialise(block, generator)
+        name = f"block {len(blocks) - done + 1}/{len(blocks)}"
+        yield RandomisationStep(name, done, model_copy, head_copy)
+
+
 def randomised_copy(
     model: ChestCLIP, head: nn.Module, n_layers: int = 1, seed: int = 0
 ) -> tuple[ChestCLIP, nn.Module]:
-    """Copies of ``model`` and ``head`` with the top re-initialised, as in a cascading
-    randomisation test: the head, the image projection (models that have one) and the last
-    ``n_layers`` blocks of the image encoder (ViT layers or CNN stages). The originals are left
+    """Copies of ``model`` and ``head`` at the cascade's step where the head, the image
+    projection and the last ``n_layers`` blocks are re-initialised. The originals are left
     untouched."""
     blocks = len(encoder_blocks(model.image_encoder))
     if not 0 <= n_layers <= blocks:
         raise ValueError(f"n_layers must lie in [0, {blocks}] for this encoder, got {n_layers}")
-    model_copy, head_copy = copy.deepcopy(model), copy.deepcopy(head)
-    generator = torch.Generator().manual_seed(seed)
-    layers = list(encoder_blocks(model_copy.image_encoder))[blocks - n_layers :]
-    projection = getattr(model_copy, "image_projection", None)
-    for module in (head_copy, *([projection] if projection is not None else []), *layers):
-        _reinitialise(module, generator)
-    return model_copy, head_copy
+    has_projection = getattr(model, "image_projection", None) is not None
+    cascade = cascading_randomisation(model, head, seed)
+    step = next(cascade)
+    while step.blocks < n_layers or (step.name == "head" and has_projection):
+        step = next(cascade)  # the cascade stops here: later steps would randomise further
+    return step.model, step.head

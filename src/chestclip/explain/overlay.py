@@ -1,4 +1,5 @@
-"""Heat-map overlays: one explained image beside its original, and galleries of several.
+"""Heat-map overlays: one explained image beside its original, and galleries of several; and
+the randomisation cascade's rank correlations, step by step.
 
 A perceptually uniform colour map (``inferno``) over the grey X-ray, so heat reads the same in
 print, in grey scale and for colour-blind readers. Figures are written atomically
@@ -123,3 +124,28 @@ def save_gallery(
 ) -> None:
     """Write :func:`gallery_figure` atomically to ``path``."""
     save_figure(gallery_figure(panels, columns, title, alpha, cmap), path)
+
+
+def plot_randomisation_cascade(cascade: dict[str, list[dict]], path: str | Path) -> None:
+    """Mean rank correlation between the trained and the randomised model's maps at each step
+    of the cascade (``summary.summarise_cascade``), 95 % intervals as error bars, per method."""
+    figure, ax = plt.subplots(figsize=(7.5, 4.2))
+    steps: list[str] = []
+    for method, entries in cascade.items():
+        steps = [entry["step"] for entry in entries]
+        shown = [(x, e["rank_correlation"]) for x, e in enumerate(entries) if e["rank_correlation"]]
+        x = [position for position, _ in shown]
+        value = np.array([ci["value"] for _, ci in shown])
+        low, high = (np.array([ci[key] for _, ci in shown]) for key in ("ci_low", "ci_high"))
+        ax.errorbar(x, value, yerr=[value - low, high - value], marker="o", capsize=3, label=method)
+    ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(steps)), steps, rotation=30, ha="right")
+    ax.set(
+        ylim=(-1.05, 1.05),
+        xlabel="re-initialised so far, from the top down (cascading randomisation)",
+        ylabel="rank correlation with the trained model's maps",
+        title="Randomisation sanity check: maps must change (↓)",
+    )
+    ax.legend(fontsize="small")
+    figure.tight_layout()
+    save_figure(figure, path)

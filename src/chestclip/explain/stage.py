@@ -1,15 +1,15 @@
 """``chestclip explain``: heat maps for one image or a whole split, ROI analysis, and measured
 faithfulness (deletion/insertion vs random order, pointing game and IoU on known lesions,
-randomisation sanity check).
+cascading randomisation sanity check).
 
 Batch outputs in ``OUT`` (default ``RUN/explain``): ``gallery.png`` (the most confident
-true/false positives/negatives), ``roi.csv`` (per image and method), ``faithfulness.json``.
+true/false positives/negatives), ``roi.csv`` (per image and method; ``roi_val.csv`` for the
+validation images that chose the default method), ``faithfulness.json`` and
+``randomisation.png``.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,31 +18,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from chestclip.data import PreparedData
-from chestclip.data.images import fit_square, load_xray
-from chestclip.data.records import FRONTAL
-from chestclip.data.text import clean_text
+from chestclip.data.images import load_xray
+from chestclip.data.text import section_text
 from chestclip.errors import ChestClipError
-from chestclip.evaluation.features import FeatureCache, encode_texts
+from chestclip.evaluation.evaluate import validation_thresholds
+from chestclip.evaluation.features import encode_texts
 from chestclip.explain.base import head_score
-from chestclip.explain.faithfulness import (
-    area_fraction,
-    default_grid,
-    energy_in_lesion,
-    faithfulness,
-    pointing_hit,
-    randomisation_check,
-    randomised_copy,
-    topk_iou,
-)
 from chestclip.explain.lexicon import agreement, mentioned_zones
-from chestclip.explain.overlay import OverlayPanel, overlay_caption, save_gallery, save_overlay
+from chestclip.explain.measure import (
+    SplitMaps,
+    as_pixels,
+    measure_split,
+    randomisation_cascade,
+)
+from chestclip.explain.overlay import (
+    OverlayPanel,
+    overlay_caption,
+    plot_randomisation_cascade,
+    save_gallery,
+    save_overlay,
+)
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
-from chestclip.explain.summary import summarise
-from chestclip.models import ChestCLIP, load_clip, resolve_clip_dir
+from chestclip.explain.summary import choose_default_method, summarise, summarise_cascade
+from chestclip.models import ChestCLIP, load_clip
 from chestclip.models.heads import HEAD_INPUTS
 from chestclip.training.finetune import FINETUNED, ImageClassifier, load_image_baseline
 from chestclip.training.pretrain import read_training_data
@@ -54,7 +55,8 @@ EXPLAIN_DIR = "explain"
 # ViT method on a fine-tuned tiny ViT; the only CNN method.
 DEFAULT_METHODS = {"vit": "attention-gradcam", "cnn": "cnn-gradcam"}
 GALLERY_PER_CELL = 2
-FAITHFULNESS_STEPS = 16
+CHOOSING_SPLIT = "val"  # the default method is chosen here; the reported split is read after
+RANDOMISATION_IMAGES = 50  # enough for a bootstrap interval on the rank correlation
 
 
 def default_method(model: ChestCLIP) -> str:
@@ -107,7 +109,7 @@ class Explainer:
         return "text" in self.info["inputs"]
 
     def text_embedding(self, text: str, clean_mode: str) -> torch.Tensor:
-        cleaned = clean_text(text, clean_mode)
+        cleaned = section_text(text, clean_mode)  # as training built its texts
         return torch.from_numpy(encode_texts(self.model, self.tokenizer, [cleaned])[0])
 
     def score(self, text_embedding: torch.Tensor | None, probability: bool = False):
@@ -116,11 +118,6 @@ class Explainer:
     def probability(self, pixels: torch.Tensor, text_embedding: torch.Tensor | None) -> float:
         with torch.no_grad():
             return float(self.score(text_embedding, probability=True)(pixels)[0])
-
-
-def as_pixels(image: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W] → float [1, 1, H, W] in [0, 1]."""
-    return torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
 
 
 def explain_image(
@@ -170,14 +167,6 @@ def explain_image(
     return result
 
 
-def lesion_mask(masks_dir: Path | None, image_id: str, size: int, resize: str) -> np.ndarray | None:
-    """A phantom's lesion mask fitted to the prepared image exactly as its image was."""
-    path = masks_dir / f"{image_id}_mask.png" if masks_dir else None
-    if path is None or not path.is_file():
-        return None
-    return fit_square(np.asarray(Image.open(path).convert("L")), size, resize) > 127
-
-
 def gallery_rows(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """The most confident true/false positives/negatives at ``threshold``."""
     predicted = table["probability"] >= threshold
@@ -196,6 +185,16 @@ def gallery_rows(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return picked.sort_values("outcome", key=lambda s: s.map(order))
 
 
+def gallery_threshold(run: str | Path, head: str) -> tuple[float, str]:
+    """The threshold the gallery sorts TP/FP/TN/FN at, and where it comes from: the head's
+    threshold chosen on validation by ``chestclip evaluate`` (``eval/metrics.json``), so the
+    gallery agrees with the confusion matrix; 0.5 before the run is evaluated, and it says so."""
+    thresholds = validation_thresholds(run)
+    if head in thresholds:
+        return thresholds[head], "validation threshold, eval/metrics.json"
+    return 0.5, "fixed 0.5: run `chestclip evaluate` for the validation threshold"
+
+
 def explain_split(
     run: str | Path,
     data_dir: str | Path,
@@ -205,127 +204,97 @@ def explain_split(
     head: str = "multimodal",
     out: str | Path | None = None,
     masks_dir: str | Path | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     seed: int = 0,
+    randomisation_images: int = RANDOMISATION_IMAGES,
 ) -> dict[str, Any]:
-    """Explain the frontal images of ``split`` with every applicable method (or ``methods``)."""
+    """Explain the frontal images of ``split`` with every applicable method (or ``methods``).
+
+    The default method is chosen on the validation split — its first ``limit`` frontal images,
+    explained and measured the same way — before ``split`` is read, which then only reports
+    (with ``split="val"`` the same images choose and report, and the summary says so). The
+    cascading randomisation check runs on the first ``randomisation_images`` images of
+    ``split``. The gallery sorts images into TP/FP/TN/FN at ``threshold``, by default the head's
+    validation threshold from ``chestclip evaluate`` (see :func:`gallery_threshold`).
+    """
     run = Path(run)
     out = Path(out) if out else run / EXPLAIN_DIR
     explainer = Explainer.load(run, head)
-    model = explainer.model
     data = PreparedData(data_dir)
-    resize = data.summary["config"]["resize"]
     masks_dir = Path(masks_dir) if masks_dir else Path(data.summary["source"]) / "masks"
-    methods = list(methods or methods_for(model))
-    table = data.split_images(split)
-    texts = None
-    if explainer.needs_text:
-        weights = resolve_clip_dir(run) / "model.safetensors"
-        cache = FeatureCache(run, model, explainer.tokenizer, data, weights)
-        texts = cache.texts(split, explainer.info["text_fields"])
-    frontal = np.flatnonzero((table["projection"] == FRONTAL).to_numpy())
-    frontal = frontal[:limit] if limit else frontal
-    if len(frontal) == 0:
-        raise ChestClipError(f"{data.root}: no frontal images in split {split!r} to explain")
-    findings = table["uid"].map(data.studies.set_index("uid")["findings"])
+    methods = list(methods or methods_for(explainer.model))
 
-    rows, maps, pixels_of = [], {m: {} for m in methods}, {}
-    faith = {m: [] for m in methods}
-    for position in frontal:
-        record = table.iloc[position]
-        image = np.asarray(data.array[record["row"]])
-        pixels = as_pixels(image)
-        pixels_of[position] = pixels
-        text_embedding = torch.from_numpy(texts[position]) if texts is not None else None
-        probability = explainer.probability(pixels, text_embedding)
-        mask = lesion_mask(masks_dir, record["image_id"], image.shape[0], resize)
-        has_lesion = mask is not None and bool(mask.any())
-        zones = mentioned_zones(findings.iloc[position])
-        for method in methods:
-            start = time.perf_counter()
-            heatmap = explain(model, pixels, explainer.score(text_embedding), method)
-            seconds = time.perf_counter() - start
-            maps[method][position] = heatmap
-            flat = bool(heatmap.max() == heatmap.min())
-            masses = zone_masses(heatmap)
-            curves = faithfulness(
-                pixels,
-                heatmap,
-                explainer.score(text_embedding, probability=True),
-                default_grid(model),
-                seed=seed,
-                steps=FAITHFULNESS_STEPS,
-            )
-            faith[method].append(curves)
-            rows.append(
-                {
-                    "image_id": record["image_id"],
-                    "uid": record["uid"],
-                    "label": int(record["label"]),
-                    "probability": probability,
-                    "method": method,
-                    "seconds": seconds,
-                    "empty_map": flat,
-                    "top_zones": ";".join(name for name, _ in top_zones(masses)),
-                    "mentioned_zones": ";".join(sorted(zones)),
-                    "agreement": agreement(masses, zones)
-                    if zones and heatmap.max() > 0
-                    else math.nan,
-                    # a flat map points nowhere: a miss, not a tie won everywhere
-                    "pointing_hit": (not flat and pointing_hit(heatmap, mask))
-                    if has_lesion
-                    else None,
-                    "energy_in_lesion": energy_in_lesion(heatmap, mask) if has_lesion else None,
-                    "topk_iou": topk_iou(heatmap, mask) if has_lesion else None,
-                    "lesion_area": area_fraction(mask) if has_lesion else None,
-                    "deletion_auc": curves.deletion.auc,
-                    "random_deletion_auc": curves.random_deletion.auc,
-                    "insertion_auc": curves.insertion.auc,
-                    "random_insertion_auc": curves.random_insertion.auc,
-                    **{f"mass_{zone}": value for zone, value in masses.items()},
-                }
-            )
-    roi = pd.DataFrame(rows)
-    summary = summarise(
-        roi, methods, randomisation(explainer, methods, maps, pixels_of, texts, seed), seed
+    def measure(name: str) -> SplitMaps:
+        return measure_split(explainer, run, data, name, limit, methods, masks_dir, seed)
+
+    choosing = measure(CHOOSING_SPLIT)
+    validation = summarise(choosing.roi, methods, seed=seed)
+    best = choose_default_method(validation["methods"])
+    measured = choosing if split == CHOOSING_SPLIT else measure(split)
+    cascade = summarise_cascade(
+        randomisation_cascade(explainer, measured, methods, randomisation_images, seed), seed
     )
+    summary = summarise(measured.roi, methods, top_block_correlations(cascade), seed)
+    if threshold is None:
+        threshold, threshold_source = gallery_threshold(run, explainer.info["name"])
+    else:
+        threshold_source = "given"
     with atomic_path(out / "roi.csv") as tmp:
-        roi.to_csv(tmp, index=False)
-    atomic_write_json(
-        out / "faithfulness.json", {"split": split, "head": explainer.info["name"], **summary}
-    )
+        measured.roi.to_csv(tmp, index=False)
+    if split != CHOOSING_SPLIT:
+        with atomic_path(out / f"roi_{CHOOSING_SPLIT}.csv") as tmp:
+            choosing.roi.to_csv(tmp, index=False)
+    summary = {
+        "split": split,
+        "head": explainer.info["name"],
+        **summary,
+        "default_method": best,
+        "default_chosen_on": CHOOSING_SPLIT,
+        "validation": {"images": choosing.roi["image_id"].nunique(), **validation},
+        "randomisation": {
+            "images": min(randomisation_images, len(measured.pixels)),
+            "methods": cascade,
+        },
+        "gallery_threshold": {"value": threshold, "source": threshold_source},
+    }
+    atomic_write_json(out / "faithfulness.json", summary)
+    plot_randomisation_cascade(cascade, out / "randomisation.png")
+    save_gallery_of(measured, data, best, threshold, threshold_source, explainer, out)
+    return summary
 
-    best = summary["default_method"]
-    per_image = roi[roi["method"] == best].drop_duplicates("image_id").set_index("image_id")
-    chosen = gallery_rows(per_image.reset_index(), threshold)
-    positions = {table.iloc[p]["image_id"]: p for p in frontal}
+
+def top_block_correlations(cascade: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per method, the cascade's rank correlation once the head, the projection and the top
+    encoder block are re-initialised (the summary table's column)."""
+    return {
+        method: next((s["rank_correlation"] for s in steps if s["blocks"] == 1), None)
+        for method, steps in cascade.items()
+    }
+
+
+def save_gallery_of(
+    measured: SplitMaps,
+    data: PreparedData,
+    method: str,
+    threshold: float,
+    threshold_source: str,
+    explainer: Explainer,
+    out: Path,
+) -> None:
+    """``gallery.png``: ``method``'s maps of the most confident TP/FP/TN/FN at ``threshold``."""
+    per_image = measured.roi[measured.roi["method"] == method].drop_duplicates("image_id")
+    chosen = gallery_rows(per_image, threshold)
+    positions = {measured.table.iloc[p]["image_id"]: p for p in measured.pixels}
     panels = [
         OverlayPanel(
-            np.asarray(data.array[table.iloc[positions[r.image_id]]["row"]]),
-            maps[best][positions[r.image_id]],
+            np.asarray(data.array[measured.table.iloc[positions[r.image_id]]["row"]]),
+            measured.maps[method][positions[r.image_id]],
             f"{r.outcome} · P={r.probability:.2f} · {r.image_id}",
         )
         for r in chosen.itertuples()
     ]
-    save_gallery(
-        out / "gallery.png", panels, columns=4, title=f"{explainer.info['name']} head · {best}"
+    title = (
+        f"{explainer.info['name']} head · {method} · TP/FP/TN/FN at P ≥ {threshold:.3f} "
+        f"({threshold_source})"
     )
-    return summary
-
-
-def randomisation(
-    explainer, methods, maps, pixels_of, texts, seed, n_images: int = 8
-) -> dict[str, float]:
-    """Rank correlation between the trained model's maps and those of a copy whose head and last
-    encoder block are re-initialised (a faithful method's maps must change)."""
-    model, head = randomised_copy(explainer.model, explainer.head, n_layers=1, seed=seed)
-    shuffled = Explainer(model.eval(), explainer.tokenizer, head.eval(), explainer.info)
-    result = {}
-    for method in methods:
-        positions = list(maps[method])[:n_images]
-        randomised = []
-        for position in positions:
-            text = torch.from_numpy(texts[position]) if texts is not None else None
-            randomised.append(explain(model, pixels_of[position], shuffled.score(text), method))
-        result[method] = randomisation_check([maps[method][p] for p in positions], randomised)
-    return result
+    save_gallery(out / "gallery.png", panels, columns=4, title=title)

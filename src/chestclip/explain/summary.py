@@ -1,5 +1,6 @@
 """The per-method summary of an explained split: localisation and faithfulness figures, with
-bootstrap intervals on the gains over chance, and the method chosen as default."""
+bootstrap intervals on the gains over chance and on the randomisation cascade's rank
+correlations, and the rule that chooses the default method (applied to validation images)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ SUMMARY_COLUMNS = {
     "deletion_gain": "random − deletion (95% CI)",
     "insertion_auc": "insertion ↑",
     "random_insertion_auc": "insertion, random",
-    "randomisation_rank_correlation": "rank corr. randomised ↓",
+    "randomisation_rank_correlation": "rank corr., top block randomised ↓ (95% CI)",
     "seconds_per_image": "s / image",
     "images": "images",
+    "empty_maps": "empty maps",
 }
 
 
@@ -46,27 +48,32 @@ def _mean_with_ci(values: pd.Series, seed: int, n_boot: int = 2000) -> dict[str,
 
 
 def summarise(
-    roi: pd.DataFrame, methods: Sequence[str], rank_correlation: dict[str, float], seed: int = 0
+    roi: pd.DataFrame,
+    methods: Sequence[str],
+    rank_correlation: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Per method: pointing game and energy in the lesion vs the lesion-area baseline, IoU,
-    deletion/insertion AUC vs random order, randomisation rank correlation, seconds per image.
+    """``{"methods": {method: figures}}``: pointing game and energy in the lesion vs the
+    lesion-area baseline, IoU, deletion/insertion AUC vs random order, the randomisation rank
+    correlation given in ``rank_correlation`` (None when not measured), seconds per image.
 
+    Empty (flat) maps have no order to delete in and no mass to place: they are counted
+    (``empty_maps``) and left out of every figure but ``images`` and ``seconds_per_image``.
     Two paired per-image gains carry 95 % bootstrap intervals, so a method is said to beat
     chance only when its interval excludes 0: ``energy_gain`` (energy in the lesion minus the
-    lesion's area) and ``deletion_gain`` (random-order deletion AUC minus the map's). The default
-    is chosen among the faithful methods (deletion gain's interval above 0; all methods when none
-    is): the best energy gain where lesions are known, else the best deletion gain. A map that
-    points at lesions without driving the score would mislead, so faithfulness comes first.
+    lesion's area) and ``deletion_gain`` (random-order deletion AUC minus the map's).
     """
+    rank_correlation = rank_correlation or {}
     per_method = {}
     for method in methods:
-        part = roi[roi["method"] == method]
+        every = roi[roi["method"] == method]
+        part = every[~every["empty_map"].astype(bool)]
         lesions = part.dropna(subset=["pointing_hit"])
         energy_gain = _mean_with_ci(lesions["energy_in_lesion"] - lesions["lesion_area"], seed)
         deletion_gain = _mean_with_ci(part["random_deletion_auc"] - part["deletion_auc"], seed)
         per_method[method] = {
-            "images": len(part),
-            "empty_maps": int(part["empty_map"].sum()),
+            "images": len(every),
+            "empty_maps": len(every) - len(part),
             "images_with_lesion": len(lesions),
             "pointing_game": _mean(lesions["pointing_hit"].astype(float)),
             "pointing_baseline_area": _mean(lesions["lesion_area"]),
@@ -78,10 +85,18 @@ def summarise(
             "deletion_gain": deletion_gain,
             "insertion_auc": _mean(part["insertion_auc"]),
             "random_insertion_auc": _mean(part["random_insertion_auc"]),
-            "randomisation_rank_correlation": rank_correlation[method],
-            "seconds_per_image": _mean(part["seconds"]),
+            "randomisation_rank_correlation": rank_correlation.get(method),
+            "seconds_per_image": _mean(every["seconds"]),
             "agreement_with_report": _mean(part["agreement"]),
         }
+    return {"methods": per_method}
+
+
+def choose_default_method(per_method: dict[str, dict[str, Any]]) -> str:
+    """The default among the faithful methods (deletion gain's interval above 0; all methods
+    when none is): the best energy gain where lesions are known, else the best deletion gain.
+    A map that points at lesions without driving the score would mislead, so faithfulness
+    comes first. Pass VALIDATION figures: the split that is reported must not choose."""
 
     def merit(method: str) -> tuple[bool, float]:
         m = per_method[method]
@@ -90,7 +105,27 @@ def summarise(
         gain = m["energy_gain"] or deletion
         return faithful, gain["value"] if gain else -math.inf
 
-    return {"methods": per_method, "default_method": max(methods, key=merit)}
+    return max(per_method, key=merit)
+
+
+def summarise_cascade(
+    cascade: dict[str, list[tuple[str, int, np.ndarray]]], seed: int = 0
+) -> dict[str, list[dict[str, Any]]]:
+    """Per method, per randomisation step ``(step, blocks, per-image rank correlations)``: the
+    mean rank correlation with a 95 % bootstrap interval over images, and the number of image
+    pairs it is measured on (flat maps have no ranks)."""
+    return {
+        method: [
+            {
+                "step": step,
+                "blocks": blocks,
+                "rank_correlation": _mean_with_ci(pd.Series(values), seed),
+                "pairs": int(np.isfinite(values).sum()),
+            }
+            for step, blocks, values in steps
+        ]
+        for method, steps in cascade.items()
+    }
 
 
 def _display(value: Any) -> str:

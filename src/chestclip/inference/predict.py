@@ -26,6 +26,7 @@ from chestclip.data.limits import DEFAULT_MAX_PIXELS
 from chestclip.data.readers import ImageReadError, read_xray_for_model
 from chestclip.data.text import clean_text
 from chestclip.errors import ChestClipError
+from chestclip.evaluation.evaluate import validation_thresholds
 from chestclip.explain.overlay import overlay_caption, save_overlay
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
@@ -75,15 +76,6 @@ class ImagePrediction:
     @property
     def top_zones(self) -> list[tuple[str, float]]:
         return top_zones(self.zone_masses)
-
-
-def validation_thresholds(run: Path) -> dict[str, float]:
-    """Each head's decision threshold, chosen on validation data by ``chestclip evaluate``."""
-    path = run / "eval/metrics.json"
-    if not path.is_file():
-        return {}
-    heads = json.loads(path.read_text())["heads"]
-    return {name: result["threshold"]["value"] for name, result in heads.items()}
 
 
 def reads_new_images(info: dict[str, Any], indication: bool) -> bool:

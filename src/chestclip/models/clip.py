@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -119,10 +120,21 @@ class ChestCLIP(nn.Module):
 
     @property
     def logit_scale(self) -> Tensor:
-        """``1/τ`` (scalar): fixed, or learned and clamped to ``max_logit_scale`` as in CLIP."""
+        """``1/τ`` (scalar): fixed, or ``exp`` of the learned log scale.
+
+        The learned one is kept in range by :meth:`clamp_logit_scale` after each optimiser step,
+        as in open_clip: a clamp here would zero its gradient past the bound and freeze it there.
+        """
         if self.config.learnable_temperature:
-            return self.log_logit_scale.exp().clamp(max=self.max_logit_scale)
+            return self.log_logit_scale.exp()
         return self.fixed_logit_scale
+
+    @torch.no_grad()
+    def clamp_logit_scale(self) -> None:
+        """Clamp the learned log scale to [0, ln ``max_logit_scale``] (τ between
+        1/``max_logit_scale`` and 1); call after each optimiser step. No-op for a fixed τ."""
+        if self.config.learnable_temperature:
+            self.log_logit_scale.clamp_(0.0, math.log(self.max_logit_scale))
 
     def encode_image(self, pixels: Tensor) -> Tensor:
         """``pixels`` [B, 1, H, W] in [0, 1] → unit-norm embeddings [B, D]."""

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from chestclip.config import packaged_config, read_yaml, validate
-from chestclip.data.text import CleanMode, clean_text
+from chestclip.data.text import CleanMode, clean_text, negation_words
 from chestclip.errors import ChestClipError
 
 PROMPTS_CONFIG = "prompts"
@@ -37,7 +37,8 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class PromptError(ChestClipError):
-    """Prompts that cannot be told apart (or vanish) after the dataset's text cleaning."""
+    """Prompts that cannot be told apart, vanish or lose their negations in the dataset's text
+    cleaning."""
 
 
 class PromptTask(BaseModel):
@@ -60,8 +61,9 @@ class PromptTask(BaseModel):
     def cleaned(self, mode: CleanMode) -> tuple[list[str], list[str]]:
         """(positive, negative) prompts cleaned like the prepared reports.
 
-        A prompt that cleans to nothing, or to the same text on both sides, is a PromptError:
-        e.g. ``paper`` cleaning deletes negations, so "no effusion" would read "effusion".
+        A prompt that cleans to nothing, to the same text on both sides, or loses a negation is a
+        PromptError: ``paper`` cleaning deletes negations, so "no pulmonary nodules or masses"
+        would read "pulmonary nodules masses" and describe the very finding it denies.
         """
         positive = [clean_text(prompt, mode) for prompt in self.positive]
         negative = [clean_text(prompt, mode) for prompt in self.negative]
@@ -77,6 +79,14 @@ class PromptTask(BaseModel):
                 f"task {self.name!r}: a positive and a negative prompt both read {shared[0]!r} "
                 f"after {mode!r} cleaning"
             )
+        for prompt, text in zip(prompts, (*positive, *negative), strict=True):
+            lost = sorted(negation_words(prompt) - negation_words(text))
+            if lost:
+                raise PromptError(
+                    f"task {self.name!r}: prompt {prompt!r} loses its negation {lost[0]!r} in "
+                    f"{mode!r} cleaning and would describe what it denies; say what is seen "
+                    "instead (e.g. 'The lungs are clear.')"
+                )
         return positive, negative
 
 

@@ -1,5 +1,10 @@
 """Cross-entropy training of any normal/diseased classifier: MLP heads on frozen features and
-the end-to-end fine-tuned image baseline share it."""
+the end-to-end fine-tuned image baseline share it.
+
+Under DDP each rank validates its share of the validation set; the ROC-AUC that chooses the best
+epoch is computed on every rank's predictions gathered back into dataset order, so it is the AUC
+of the whole validation set, the same on every rank and the same as one process would find.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from chestclip.training.trainer import build_trainer
 
@@ -40,14 +46,30 @@ class ClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         inputs, labels = inputs_and_labels(batch)
         logits = self.classifier(inputs)
-        self.log("val/loss", F.cross_entropy(logits, labels), batch_size=len(labels))
+        loss = F.cross_entropy(logits, labels)
+        self.log("val/loss", loss, batch_size=len(labels), sync_dist=True)
         self._val.append((logits.softmax(-1)[:, 1].float(), labels))
 
     def on_validation_epoch_end(self) -> None:
-        scores, labels = (torch.cat(parts).cpu().numpy() for parts in zip(*self._val, strict=True))
+        scores, labels = (self.gathered(torch.cat(parts)) for parts in zip(*self._val, strict=True))
         self._val.clear()
+        scores, labels = scores.cpu().numpy(), labels.cpu().numpy()
         auc = roc_auc_score(labels, scores) if len(set(labels.tolist())) == 2 else 0.5
-        self.log("val/auc", float(auc), prog_bar=True)
+        # every rank computed the same AUC from the same gathered predictions
+        self.log("val/auc", float(auc), prog_bar=True, sync_dist=True)
+
+    def gathered(self, local: Tensor) -> Tensor:
+        """This rank's validation outputs [n] → the whole validation set's, in dataset order.
+
+        A ``DistributedSampler`` (what Lightning puts under DDP) deals sample ``i`` to rank
+        ``i % world`` and pads the end with the first samples so every rank gets as many:
+        interleaving the gathered [world, n] and cutting at the dataset's length undoes both.
+        """
+        loader = self.trainer.val_dataloaders
+        if self.trainer.world_size == 1 or not isinstance(loader.sampler, DistributedSampler):
+            return local  # one process, or every rank saw the whole set
+        every_rank = self.all_gather(local)  # [world, n]
+        return every_rank.transpose(0, 1).flatten()[: len(loader.dataset)]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam
@@ -56,20 +78,30 @@ class ClassifierModule(L.LightningModule):
         )
 
 
+def is_global_zero() -> bool:
+    """Whether this process writes a stage's outputs: the only process, or rank 0 of a
+    distributed run (whose other ranks run the same code and must not write)."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def fit_keep_best(
     module: ClassifierModule, train: DataLoader, val: DataLoader, workdir: Path, **trainer_options
 ) -> tuple[int, float]:
-    """Train, then reload the epoch with the best validation AUC into ``module``.
+    """Train, then reload the epoch with the best validation AUC into ``module`` (on every rank).
 
-    Returns (best epoch, its validation AUC). Checkpoints go to ``workdir/checkpoints`` and are
-    removed afterwards: the caller saves the chosen weights in its own format.
+    Returns (best epoch, its validation AUC). Checkpoints go to ``workdir/checkpoints`` (rank 0's
+    under DDP, where every rank reads them) and are removed afterwards: the caller saves the
+    chosen weights in its own format.
     """
-    checkpoints = workdir / "checkpoints"
-    best = ModelCheckpoint(dirpath=checkpoints, monitor="val/auc", mode="max", save_top_k=1)
+    best = ModelCheckpoint(
+        dirpath=workdir / "checkpoints", monitor="val/auc", mode="max", save_top_k=1
+    )
     options = {"logger": False, "enable_model_summary": False} | trainer_options
     trainer = build_trainer(callbacks=[best], **options)
     trainer.fit(module, train, val)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
-    shutil.rmtree(checkpoints)
+    trainer.strategy.barrier()  # every rank has read the checkpoint before rank 0 removes it
+    if trainer.is_global_zero:
+        shutil.rmtree(best.dirpath)
     return int(state["epoch"]), float(best.best_model_score)

@@ -6,10 +6,12 @@ import math
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from chestclip.models import ChestCLIP, ClipLoss
+from chestclip.retrieval.metrics import first_hit_ranks
 
 RECALL_AT = (1, 5)
 
@@ -21,17 +23,35 @@ def image_to_text_recall(
 
     ``image_emb`` [N, D], ``text_emb`` [N, D] and ``text_ids`` [N] are per image; identical texts
     share an id (and an embedding), so the candidates are the distinct texts and a hit is the
-    query's own text, which is also every identical report. Chance is K / distinct texts.
+    query's own text, which is also every identical report. Chance is K / distinct texts. Ranked
+    by ``retrieval.metrics.first_hit_ranks``, ties against the query: a collapsed model that
+    embeds everything alike scores 0, not 1.
     """
     unique_ids, inverse = torch.unique(text_ids, return_inverse=True)
     candidates = text_emb.new_zeros(len(unique_ids), text_emb.shape[1]).index_copy_(
         0, inverse, text_emb
     )
-    scores = image_emb @ candidates.T  # [N, T]
-    rank = (scores > scores.gather(1, inverse[:, None])).sum(dim=1)  # [N], 0 = ranked first
-    result = {f"recall@{k}": (rank < k).float().mean().item() for k in ks}
+    own_text = (inverse[:, None] == torch.arange(len(unique_ids), device=inverse.device)).cpu()
+    ranks = first_hit_ranks(
+        image_emb.detach().float().cpu().numpy(),
+        candidates.detach().float().cpu().numpy(),
+        own_text.numpy(),
+    )  # [N], 1 = ranked first
+    result = {f"recall@{k}": float(np.mean(ranks <= k)) for k in ks}
     result.update({f"chance@{k}": min(1.0, k / len(unique_ids)) for k in ks})
     return result
+
+
+def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Optimiser parameter groups: ``weight_decay`` on weight matrices and kernels, none on
+    parameters with fewer than 2 dimensions — biases, LayerNorm/BatchNorm scales (the embeddings'
+    LayerNorm too) and the learned log temperature — open_clip's rule: shrinking those towards 0
+    regularises nothing and would pull the temperature towards τ = 1."""
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0},
+    ]
 
 
 class ClipModule(L.LightningModule):
@@ -113,10 +133,15 @@ class ClipModule(L.LightningModule):
         for name, value in image_to_text_recall(image, text, ids).items():
             self.log(f"val/{name}", value, prog_bar=name == "recall@5", rank_zero_only=True)
 
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimiser's step, then the learned temperature clamped back into its range."""
+        super().optimizer_step(*args, **kwargs)
+        self.model.clamp_logit_scale()
+
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams
         optimizer_class = torch.optim.AdamW if h.optimizer == "adamw" else torch.optim.Adam
-        optimizer = optimizer_class(self.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+        optimizer = optimizer_class(weight_decay_groups(self, h.weight_decay), lr=h.lr)
         if h.scheduler == "none":
             return {"optimizer": optimizer}
         if h.scheduler == "plateau":

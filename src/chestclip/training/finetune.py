@@ -10,6 +10,7 @@ image-finetuned`` explains it).
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,11 @@ from chestclip.errors import ChestClipError
 from chestclip.models import ImageEncoder, build_image_encoder, rebuild_image_encoder
 from chestclip.models.io import load_weights
 from chestclip.training.augment import make_augment
-from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
+from chestclip.training.classifier_module import (
+    ClassifierModule,
+    fit_keep_best,
+    is_global_zero,
+)
 from chestclip.utils.io import atomic_directory
 
 BASELINES_DIR, FINETUNED = "baselines", "image-finetuned"
@@ -69,7 +74,11 @@ def finetune_image_baseline(
     config: RunConfig,
     splits: Sequence[str] = ("val", "test"),
 ) -> Path:
-    """Fine-tune on train, keep the epoch with the best validation AUC, score ``splits``."""
+    """Fine-tune on train, keep the epoch with the best validation AUC, score ``splits``.
+
+    Under DDP (``pretrain.strategy=ddp``) every rank runs this function; the best epoch is chosen
+    on the whole validation set, gathered across ranks, and rank 0 alone writes the outputs.
+    """
     data = PreparedData(data_dir)
     if not data.has_images:
         raise ChestClipError(
@@ -92,14 +101,18 @@ def finetune_image_baseline(
         )
 
     directory = Path(run) / BASELINES_DIR / FINETUNED
-    with atomic_directory(directory) as tmp:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{FINETUNED}.", dir=directory.parent) as scratch:
         best_epoch, val_auc = fit_keep_best(
             module,
             loader("train", True),
             loader("val", False),
-            tmp,
+            Path(scratch),
             **settings.trainer_options(),
         )
+    if not is_global_zero():
+        return directory  # under DDP every rank trained; rank 0 alone scores and writes
+    with atomic_directory(directory) as tmp:
         frames = []
         for split in splits:
             table = data.split_images(split, projection)[["image_id", "uid", "split", "label"]]
