@@ -572,7 +572,10 @@ def download() -> None:
     "--dest", required=True, type=click.Path(path_type=Path), help="Where the archives go."
 )
 @click.option("--base-url", help="Mirror of the OpenI collection [official OpenI URL].")
-@click.option("--only", type=click.Choice(["reports", "images"]), help="Just one archive.")
+@click.option(
+    "--tables-url", help="Mirror of the view tables [torchxrayvision's repository, pinned]."
+)
+@click.option("--only", type=click.Choice(["reports", "images", "views"]), help="Just one part.")
 @click.option(
     "--no-extract",
     is_flag=True,
@@ -586,24 +589,32 @@ def download() -> None:
     help="Expected checksum (repeatable).",
 )
 def download_iu_xray_command(
-    dest: Path, base_url: str | None, only: str | None, no_extract: bool, checksums: tuple[str, ...]
+    dest: Path,
+    base_url: str | None,
+    tables_url: str | None,
+    only: str | None,
+    no_extract: bool,
+    checksums: tuple[str, ...],
 ) -> None:
-    """The OpenI IU X-Ray archives (NLMCXR_reports.tgz, NLMCXR_png.tgz), with progress, resume
-    of partial downloads, size/checksum checks and safe extraction."""
+    """The OpenI IU X-Ray archives (NLMCXR_reports.tgz, NLMCXR_png.tgz) and the per-image view
+    tables, with progress, resume of partial downloads, size/checksum checks and safe
+    extraction."""
     from chestclip.data.download import (
         DEFAULT_BASE_URL,
-        IU_XRAY_ARCHIVES,
+        IU_XRAY_FILES,
+        VIEW_TABLES_URL,
         download_iu_xray,
         parse_sha256,
     )
 
-    files = (IU_XRAY_ARCHIVES[only],) if only else tuple(IU_XRAY_ARCHIVES.values())
+    files = IU_XRAY_FILES[only] if only else sum(IU_XRAY_FILES.values(), ())
     result = download_iu_xray(
         dest,
         base_url or DEFAULT_BASE_URL,
         files=files,
         extract=not no_extract,
         expected=parse_sha256(checksums),
+        tables_url=tables_url or VIEW_TABLES_URL,
     )
     for item in result.files:
         click.echo(item.describe())

@@ -1,4 +1,5 @@
-"""Download the IU X-Ray collection from OpenI: resumable, verified, safely extracted.
+"""Download the IU X-Ray collection from OpenI: resumable, verified, safely extracted; and the
+collection's per-image view tables, which OpenI does not serve, from torchxrayvision's repository.
 
 Hand-written on ``urllib`` because none of our dependencies resumes an HTTP download (``Range``)
 while hashing it, and adding ``requests`` for one command is not worth it. The archives need no
@@ -28,15 +29,31 @@ from typing import BinaryIO, Literal
 from tqdm.auto import tqdm
 
 from chestclip import __version__
-from chestclip.data.openi import IMAGES_ARCHIVE, REPORTS_ARCHIVE
+from chestclip.data.openi import IMAGES_ARCHIVE, METADATA_TABLE, REPORTS_ARCHIVE, TSNE_VIEW_TABLE
 from chestclip.errors import ChestClipError
 from chestclip.utils.io import atomic_directory, atomic_write_json
 
 DEFAULT_BASE_URL = "https://openi.nlm.nih.gov/imgs/collections"
-IU_XRAY_ARCHIVES = {"reports": REPORTS_ARCHIVE, "images": IMAGES_ARCHIVE}  # --only choices
-# OpenI publishes no checksums and we do not invent them: users who have one pass it
+IU_XRAY_ARCHIVES = {"reports": REPORTS_ARCHIVE, "images": IMAGES_ARCHIVE}
+# The view tables (see chestclip.data.openi) as torchxrayvision ships them, at the commit that
+# added them (unchanged since, through release 1.5.x): a fixed URL, so fixed bytes.
+VIEW_TABLES_URL = (
+    "https://raw.githubusercontent.com/mlmed/torchxrayvision/"
+    "8ef884614164d54e2660947241ab0276b29526e9/torchxrayvision/data"
+)
+VIEW_TABLES = (f"{METADATA_TABLE}.gz", f"{TSNE_VIEW_TABLE}.gz")
+IU_XRAY_FILES = {  # --only choices
+    "reports": (REPORTS_ARCHIVE,), "images": (IMAGES_ARCHIVE,), "views": VIEW_TABLES,
+}  # fmt: skip
+# The view tables' digests are those of the blobs at that commit. OpenI publishes no checksums and
+# we do not invent them: the NLMCXR_reports.tgz torchxrayvision re-hosts (1,112,632 bytes) has
+# sha256 8fb6de7eec73d8c3665067ad4bb003ccd57f971ae316d2642e1627ac7268667a, but whether OpenI serves
+# those very bytes cannot be checked offline. Users who have a digest pass it
 # (``chestclip download iu-xray --sha256 NLMCXR_png.tgz=<hex>``, or ``expected=`` in Python).
-KNOWN_SHA256: dict[str, str] = {}
+KNOWN_SHA256: dict[str, str] = {
+    VIEW_TABLES[0]: "996c7d7a23b6bef51b1308dfa9671fb59b00e67c8928f7ff45cc002ca16ebf3e",
+    VIEW_TABLES[1]: "98d66188265a15f00038a5c894adeeaafcd78dbf82f687308f1443793805a253",
+}
 CHUNK_BYTES = 1 << 20
 RETRY_DELAY_S = 2.0  # times the attempt number
 _HEADERS = {"User-Agent": f"chestclip/{__version__}", "Accept-Encoding": "identity"}
@@ -95,17 +112,20 @@ def parse_sha256(values: Iterable[str]) -> dict[str, str]:
 def download_iu_xray(
     dest: str | os.PathLike,
     base_url: str = DEFAULT_BASE_URL,
-    files: Sequence[str] = (REPORTS_ARCHIVE, IMAGES_ARCHIVE),
+    files: Sequence[str] = (REPORTS_ARCHIVE, IMAGES_ARCHIVE, *VIEW_TABLES),
     extract: bool = True,
     progress: bool = True,
     expected: Mapping[str, str] | None = None,
     timeout: float = 60,
     retries: int = 3,
+    tables_url: str = VIEW_TABLES_URL,
 ) -> DownloadResult:
-    """Fetch the OpenI archives into ``dest`` (``dest/<name>``), resuming ``dest/<name>.part``
-    left by an interrupted run; verify each (size, and sha256 when known: ``expected`` maps a
-    file name to its hex digest) and, with ``extract``, unpack it safely (``extract_archive``).
-    A file already present and verified is not fetched again, nor re-extracted."""
+    """Fetch the OpenI archives (from ``base_url``) and the view tables (from ``tables_url``) into
+    ``dest`` (``dest/<name>``), resuming ``dest/<name>.part`` left by an interrupted run; verify
+    each (size, and sha256 when known: ``expected`` maps a file name to its hex digest) and, with
+    ``extract``, unpack the archives safely (``extract_archive``; the tables stay gzipped, as
+    ``chestclip prepare`` reads them). A file already present and verified is not fetched again,
+    nor re-extracted."""
     dest = Path(dest)
     checksums = _checksums(files, expected)
     try:
@@ -114,7 +134,7 @@ def download_iu_xray(
         raise DownloadError(f"{dest}: cannot create the destination: {_one_line(err)}") from None
     results = []
     for name in files:
-        url = f"{base_url.rstrip('/')}/{name}"
+        url = f"{(tables_url if name in VIEW_TABLES else base_url).rstrip('/')}/{name}"
         item = fetch_file(
             url,
             dest / name,
@@ -123,7 +143,7 @@ def download_iu_xray(
             timeout=timeout,
             retries=retries,
         )
-        if extract:
+        if extract and name not in VIEW_TABLES:
             item = replace(item, extracted_to=_extract_once(item, dest, progress))
         results.append(item)
     return DownloadResult(dest, tuple(results))
@@ -133,7 +153,7 @@ def _checksums(files: Sequence[str], expected: Mapping[str, str] | None) -> dict
     for name in files:
         if not name or PurePosixPath(name).name != name:
             raise DownloadError(f"{name!r}: expected a plain file name such as {REPORTS_ARCHIVE}")
-    known = (*files, *IU_XRAY_ARCHIVES.values())
+    known = (*files, *IU_XRAY_ARCHIVES.values(), *VIEW_TABLES)
     checksums = {**KNOWN_SHA256}
     for name, digest in (expected or {}).items():
         if name not in known:
