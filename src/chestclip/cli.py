@@ -49,7 +49,9 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to create.")
-@click.option("--studies", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--studies", type=click.IntRange(min=1), help="Studies [200; with --reports: every report]."
+)
 @click.option("--image-size", default=512, show_default=True, type=click.IntRange(min=32))
 @click.option(
     "--layout", type=click.Choice(["openi", "kaggle"]), default="openi", show_default=True
@@ -62,17 +64,53 @@ def cli() -> None:
     type=click.FloatRange(min=0),
     help="Lesion contrast: 0 draws no lesions (reports still describe them).",
 )
+@click.option(
+    "--reports",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Real NLMCXR_reports.tgz: phantom images for its reports, as the real download.",
+)
+@click.option(
+    "--projections",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --reports: indiana_projections.csv, the view to draw for each real image.",
+)
 def phantom(
-    out: Path, studies: int, image_size: int, layout: str, seed: int, visibility: float
+    out: Path,
+    studies: int | None,
+    image_size: int,
+    layout: str,
+    seed: int,
+    visibility: float,
+    reports: Path | None,
+    projections: Path | None,
 ) -> None:
     """Generate synthetic chest X-ray studies with known lesions, in a real IU X-Ray layout."""
-    from chestclip.phantom import generate_phantoms
+    if reports is None:
+        if projections is not None:
+            raise click.UsageError("--projections needs --reports")
+        from chestclip.phantom import generate_phantoms
 
-    summary = generate_phantoms(out, studies, image_size, layout, seed, visibility)
+        summary = generate_phantoms(out, studies or 200, image_size, layout, seed, visibility)
+        click.echo(
+            f"wrote {summary.n_studies} studies ({summary.n_normal} normal, "
+            f"{summary.n_abnormal} abnormal), {summary.n_images} images, {layout} layout → {out}"
+        )
+        return
+    if layout != "openi":
+        raise click.UsageError("--reports writes the OpenI layout (the real download's)")
+    from chestclip.phantom.real_reports import generate_from_reports
+
+    made = generate_from_reports(reports, out, studies, image_size, seed, visibility, projections)
     click.echo(
-        f"wrote {summary.n_studies} studies ({summary.n_normal} normal, {summary.n_abnormal} "
-        f"abnormal), {summary.n_images} images, {layout} layout → {out}"
+        f"wrote {made.n_images} images ({made.n_frontal} frontal) for {made.n_reports} real "
+        f"reports, lesions drawn for {made.n_with_lesions} → {out}"
     )
+    if made.unmapped_terms:
+        top = ", ".join(f"{term} {n}" for term, n in list(made.unmapped_terms.items())[:5])
+        click.echo(
+            f"{len(made.unmapped_terms)} MeSH terms have no phantom finding (reports: {top}, ...; "
+            "all in phantom_params.json)"
+        )
 
 
 @cli.command()
@@ -125,6 +163,17 @@ def prepare(source: Path, out: Path, config_file: Path | None, no_images: bool, 
             f"  {split:5s}: {counts['patients']} patients, {counts['images']} images, "
             f"{counts['normal']} normal / {counts['diseased']} diseased"
         )
+    by_source = summary["views_by_source"]
+    totals = {
+        view: sum(c[view] for c in by_source.values()) for view in next(iter(by_source.values()))
+    }
+    sources = ", ".join(
+        f"{sum(c.values())} {source}" for source, c in by_source.items() if any(c.values())
+    )
+    click.echo(
+        f"views: {totals['Frontal']} frontal, {totals['Lateral']} lateral, "
+        f"{totals['unknown']} unknown (from {sources})"
+    )
     if summary["skipped_count"]:
         reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
         click.echo(f"skipped {summary['skipped_count']}: {reasons} (all listed in summary.json)")
