@@ -142,3 +142,17 @@ def xray_files(prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory
     write_dicom(paths["mono1"], (255 - grey.astype(np.uint16)) * 16, "MONOCHROME1")
     paths["corrupt"].write_bytes(paths["png"].read_bytes()[:200])
     return paths
+
+
+@pytest.fixture(scope="session")
+def lateral_only(prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``prepared_phantoms`` as if no image were frontal (views unknown, then inferred lateral)."""
+    import shutil
+
+    import pandas as pd
+
+    copy = tmp_path_factory.mktemp("lateral") / "prepared"
+    shutil.copytree(prepared_phantoms, copy)
+    images = pd.read_csv(copy / "images.csv", dtype=str, keep_default_na=False)
+    images.assign(projection="Lateral").to_csv(copy / "images.csv", index=False)
+    return copy

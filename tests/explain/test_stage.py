@@ -74,3 +74,18 @@ def test_the_finetuned_image_baseline_is_explained_like_a_head(prepared_phantoms
     assert method["images"] == 6 and method["empty_maps"] < 6
     assert method["randomisation_rank_correlation"] < 0.9
     assert (out / "gallery.png").is_file()
+
+
+def test_a_split_without_frontal_images_is_explained_on_every_view(
+    probed_run, lateral_only, tmp_path, caplog
+):
+    import logging
+
+    run, _ = probed_run
+    with caplog.at_level(logging.WARNING, logger="chestclip.data.dataset"):
+        summary = explain_split(run, lateral_only, "test", limit=4, head="image", out=tmp_path)
+    assert "no frontal image in split(s) test: explain uses every view" in caplog.text
+    recorded = json.loads((tmp_path / "faithfulness.json").read_text())
+    assert recorded["views"] == summary["views"] == "all"
+    assert "no frontal image" in recorded["warning"]
+    assert summary["methods"]["cnn-gradcam"]["images"] == 4

@@ -100,8 +100,10 @@ def faithfulness_table(path: Path) -> str:
         + "</tr>"
         for name, row in table.iterrows()
     )
+    warning = f"<p>Warning: {html.escape(summary['warning'])}.</p>" if "warning" in summary else ""
     return (
-        f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
+        warning
+        + f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
         f"default method: <b>{html.escape(summary['default_method'])}</b>.</p>"
         f"<table><tr><th>method</th>{header}</tr>{rows}</table>"
     )

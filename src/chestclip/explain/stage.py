@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 
 from chestclip.data import PreparedData
+from chestclip.data.dataset import fallback_note
 from chestclip.data.images import fit_square, load_xray
-from chestclip.data.records import FRONTAL
 from chestclip.data.text import clean_text
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.features import FeatureCache, encode_texts
@@ -208,7 +208,9 @@ def explain_split(
     threshold: float = 0.5,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Explain the frontal images of ``split`` with every applicable method (or ``methods``)."""
+    """Explain the frontal images of ``split`` with every applicable method (or ``methods``); a
+    split without frontal images (views unknown) is explained on all its images, with a warning
+    logged and recorded in faithfulness.json."""
     run = Path(run)
     out = Path(out) if out else run / EXPLAIN_DIR
     explainer = Explainer.load(run, head)
@@ -223,15 +225,21 @@ def explain_split(
         weights = resolve_clip_dir(run) / "model.safetensors"
         cache = FeatureCache(run, model, explainer.tokenizer, data, weights)
         texts = cache.texts(split, explainer.info["text_fields"])
-    frontal = np.flatnonzero((table["projection"] == FRONTAL).to_numpy())
-    frontal = frontal[:limit] if limit else frontal
-    if len(frontal) == 0:
-        raise ChestClipError(f"{data.root}: no frontal images in split {split!r} to explain")
+    projection = data.view_filter("frontal", [split], "explain")
+    views = {"views": "frontal"}
+    if projection is None:
+        views = {"views": "all", "warning": fallback_note(data.root, [split], "explain")}
+    chosen = np.arange(len(table))
+    if projection is not None:
+        chosen = np.flatnonzero((table["projection"] == projection).to_numpy())
+    chosen = chosen[:limit] if limit else chosen
+    if len(chosen) == 0:
+        raise ChestClipError(f"{data.root}: no images in split {split!r} to explain")
     findings = table["uid"].map(data.studies.set_index("uid")["findings"])
 
     rows, maps, pixels_of = [], {m: {} for m in methods}, {}
     faith = {m: [] for m in methods}
-    for position in frontal:
+    for position in chosen:
         record = table.iloc[position]
         image = np.asarray(data.array[record["row"]])
         pixels = as_pixels(image)
@@ -291,6 +299,7 @@ def explain_split(
     )
     with atomic_path(out / "roi.csv") as tmp:
         roi.to_csv(tmp, index=False)
+    summary = {**views, **summary}
     atomic_write_json(
         out / "faithfulness.json", {"split": split, "head": explainer.info["name"], **summary}
     )
@@ -298,7 +307,7 @@ def explain_split(
     best = summary["default_method"]
     per_image = roi[roi["method"] == best].drop_duplicates("image_id").set_index("image_id")
     chosen = gallery_rows(per_image.reset_index(), threshold)
-    positions = {table.iloc[p]["image_id"]: p for p in frontal}
+    positions = {table.iloc[p]["image_id"]: p for p in chosen}
     panels = [
         OverlayPanel(
             np.asarray(data.array[table.iloc[positions[r.image_id]]["row"]]),
