@@ -81,12 +81,10 @@ def test_prepare_infers_views_without_a_table(phantom_openi, tmp_path):
     studies = pd.read_csv(phantom_openi / "phantom_studies.csv", dtype=str)
     frontal = set(studies["frontal_image_id"])
     truth = np.where(images["image_id"].isin(frontal), "Frontal", "Lateral")
-    assert set(images["projection_source"]) == {"inferred", "caption"}  # single-view studies
+    assert set(images["projection_source"]) == {"inferred"}
     assert (images["projection"] == truth).mean() >= 0.98
     counts = summary.counts["views_by_source"]
-    assert sum(counts["inferred"].values()) > 0.8 * len(images)
-    assert counts["metadata"] == {"Frontal": 0, "Lateral": 0, "unknown": 0}
-    assert counts["none"]["unknown"] == 0
+    assert sum(counts["inferred"].values()) == len(images) and counts["none"]["unknown"] == 0
 
 
 def test_frontal_only_keeps_the_inferred_frontal_views(phantom_openi, tmp_path):

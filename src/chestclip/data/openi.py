@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import re
 import tarfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ import pandas as pd
 
 from chestclip.data.labels import label_from_terms, problems_from_mesh
 from chestclip.data.records import (
-    CAPTION,
     FRONTAL,
     IMAGE_COLUMNS,
     LATERAL,
@@ -76,8 +74,8 @@ def _iter_xml(source: Path) -> Iterator[tuple[str, bytes | None, str]]:
         yield str(archive), None, f"corrupt or truncated archive: {err}"
 
 
-def parse_report_xml(data: bytes) -> tuple[dict, list[tuple[str, str]]]:
-    """One OpenI XML → (report fields, [(image id, caption), ...]); ValueError if malformed."""
+def parse_report_xml(data: bytes) -> tuple[dict, list[str]]:
+    """One OpenI XML → (report fields, [image id, ...]); ValueError if malformed."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as err:
@@ -95,15 +93,7 @@ def parse_report_xml(data: bytes) -> tuple[dict, list[tuple[str, str]]]:
     report["label"] = label_from_terms(mesh)  # ValueError when there are no terms
     report["mesh"] = ";".join(mesh)
     report["problems"] = ";".join(problems_from_mesh(mesh))
-    images = [(p.get("id", ""), p.findtext("caption") or "") for p in root.findall("parentImage")]
-    return report, [(i, c) for i, c in images if i]
-
-
-def projection_from_caption(caption: str) -> str:
-    """A caption naming only frontal or only lateral views gives the projection; else unknown."""
-    words = set(re.findall(r"[a-z]+", caption.lower()))
-    frontal, lateral = bool(words & {"pa", "ap", "frontal"}), bool(words & {"lateral", "lat"})
-    return FRONTAL if frontal and not lateral else LATERAL if lateral and not frontal else UNKNOWN
+    return report, [p.get("id") for p in root.findall("parentImage") if p.get("id")]
 
 
 def read_view_positions(source: Path) -> dict[str, str]:
@@ -158,12 +148,13 @@ def read_openi(source: Path, with_images: bool = True) -> SourceRecords:
             skipped.append(Skipped("report", Path(name.split(":")[-1]).stem, str(err), name))
             continue
         reports.append({**report, "file": name})
-        for openi_id, caption in refs:
+        # Captions describe the examination, not the image ("Xray Chest PA and Lateral" on both
+        # films; "XXXX and lateral", de-identified; "AP portable chest" on a lateral film): of
+        # the 17 single-image reports whose caption names one view, 11 name the wrong one.
+        for openi_id in refs:
             image_id = canonical_id(openi_id)
-            projection, origin = views.get(image_id, UNKNOWN), METADATA
-            if projection == UNKNOWN and len(refs) == 1:
-                projection, origin = projection_from_caption(caption), CAPTION
-            origin = origin if projection != UNKNOWN else NO_SOURCE
+            projection = views.get(image_id, UNKNOWN)
+            origin = METADATA if projection != UNKNOWN else NO_SOURCE
             images.append([image_id, report["uid"], projection, origin, files.get(image_id, "")])
     return SourceRecords(
         layout="openi",

@@ -21,7 +21,6 @@ from chestclip import __version__
 from chestclip.config import PrepareConfig
 from chestclip.data.images import decode_into
 from chestclip.data.records import (
-    CAPTION,
     FRONTAL,
     INFERRED,
     LATERAL,
@@ -114,7 +113,7 @@ def _view_counts(images: pd.DataFrame) -> dict[str, dict[str, int]]:
     counts = images.groupby(["projection_source", "projection"]).size()
     return {
         source: {view: int(counts.get((source, view), 0)) for view in (FRONTAL, LATERAL, UNKNOWN)}
-        for source in (METADATA, CAPTION, INFERRED, NO_SOURCE)
+        for source in (METADATA, INFERRED, NO_SOURCE)
     }
 
 

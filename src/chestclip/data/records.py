@@ -10,9 +10,9 @@ SECTIONS = ("indication", "comparison", "findings", "impression")
 REPORT_COLUMNS = ["uid", *SECTIONS, "mesh", "problems", "label", "file"]
 IMAGE_COLUMNS = ["image_id", "uid", "projection", "projection_source", "file"]
 FRONTAL, LATERAL, UNKNOWN = "Frontal", "Lateral", "unknown"
-# where an image's projection came from: a per-image table of the download, its report's caption,
-# the pixels and the study's other view (``chestclip.data.views``), or nowhere (projection unknown)
-METADATA, CAPTION, INFERRED, NO_SOURCE = "metadata", "caption", "inferred", "none"
+# where an image's projection came from: a per-image table of the download, the pixels and the
+# study's other view (``chestclip.data.views``), or nowhere (projection unknown)
+METADATA, INFERRED, NO_SOURCE = "metadata", "inferred", "none"
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ def _read_reports(archive: Path) -> list[_Report]:
                     found.append(_Report(member, data, "", [], []))
                     continue
                 mesh = report["mesh"].split(";") if report["mesh"] else []
-                found.append(_Report(member, data, report["uid"], mesh, [i for i, _ in refs]))
+                found.append(_Report(member, data, report["uid"], mesh, refs))
     except (tarfile.TarError, OSError, EOFError) as err:
         raise ChestClipError(f"{archive}: cannot read the reports archive: {err}") from None
     if not found:
