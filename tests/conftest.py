@@ -156,3 +156,25 @@ def lateral_only(prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFacto
     images = pd.read_csv(copy / "images.csv", dtype=str, keep_default_na=False)
     images.assign(projection="Lateral").to_csv(copy / "images.csv", index=False)
     return copy
+
+
+@pytest.fixture(scope="session")
+def real_reports_fixture(real_iu: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `chestclip download iu-xray` would leave for 200 of the real reports (no view table),
+    with 64-px phantom images (`chestclip phantom --reports`, views drawn as the Kaggle table
+    says); the phantom truth beside it. Skipped when the real reports are absent."""
+    from chestclip.phantom.real_reports import generate_from_reports
+
+    reports = real_iu / "openi/NLMCXR_reports.tgz"
+    if not reports.is_file():
+        pytest.skip(f"{reports} not found")
+    projections = real_iu / "kaggle/indiana_projections.csv"
+    out = tmp_path_factory.mktemp("real-reports") / "iu-xray"
+    generate_from_reports(
+        reports,
+        out,
+        studies=200,
+        image_size=64,
+        projections=projections if projections.is_file() else None,
+    )
+    return out
