@@ -98,3 +98,21 @@ def test_frontal_only_keeps_the_inferred_frontal_views(phantom_openi, tmp_path):
     assert set(images["projection"]) == {"Frontal"} and summary.counts["images_excluded_by_view"]
     assert len(np.load(tmp_path / "p/images.npy")) == len(images)
     assert list(images["row"].astype(int)) == list(range(len(images)))
+
+
+def test_frontal_only_decodes_no_known_lateral(phantom_kaggle, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(phantom_kaggle, source)
+    table = pd.read_csv(source / "indiana_projections.csv", dtype=str)
+    first = table["uid"].iloc[0]
+    table.loc[table["uid"] == first, "projection"] = "Lateral"  # a study without a frontal view
+    table.to_csv(source / "indiana_projections.csv", index=False)
+    config = PrepareConfig(image_size=32, workers=2, views="frontal")
+    summary = prepare_dataset(source, tmp_path / "p", config)
+    images = pd.read_csv(tmp_path / "p/images.csv", dtype=str)
+    assert set(images["projection"]) == {"Frontal"} and first not in set(images["uid"])
+    assert summary.counts["images_excluded_by_view"] == int(
+        (table["projection"] != "Frontal").sum()
+    )
+    reasons = {(s["id"], s["reason"]) for s in summary.skipped}
+    assert reasons == {(first, "no frontal images")}

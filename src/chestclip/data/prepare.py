@@ -189,18 +189,23 @@ def prepare_dataset(
         Skipped("report", u, "no images", f)
         for u, f in zip(no_images["uid"], no_images["file"], strict=True)
     ]
-    images = select_images(records, config, skipped)
+    images = infer_views(select_images(records, config, skipped), None)  # the studies tell
+    excluded_by_view, other_views = 0, set()
+    if config.views == "frontal":  # what is known to be another view needs no decoding
+        other = ~images["projection"].isin([FRONTAL, UNKNOWN])
+        excluded_by_view, other_views = int(other.sum()), set(images.loc[other, "uid"])
+        images = images[~other].reset_index(drop=True)
 
     with atomic_directory(out) as tmp:
         if config.images:
             images = decode_images(images, records.archive, tmp, config, skipped)
             images = infer_views(images, np.load(tmp / IMAGES_FILE, mmap_mode="r"))
         else:
-            images = infer_views(images.assign(row=-1), None)
-        readable, excluded_by_view = set(images["uid"]), 0
+            images = images.assign(row=-1)
+        readable = other_views | set(images["uid"])
         if config.views == "frontal":
             frontal = (images["projection"] == FRONTAL).to_numpy()
-            excluded_by_view = int((~frontal).sum())
+            excluded_by_view += int((~frontal).sum())
             if config.images:
                 images = keep_rows(images, np.flatnonzero(frontal), tmp)
             else:
