@@ -3,12 +3,13 @@
 The signal is the *mediastinal ridge*: a frontal (PA/AP) film shows a bright vertical band (the
 mediastinum and spine) with a dark lung field at the same distance on either side of it; a
 lateral film shows a single lung field between the sternum and the spine, and no band with dark
-lungs on both sides. Every real frontal film has this structure whatever the patient's build,
-the exposure, the collimation or a mirrored display, which is why it was chosen over learned
-models that fit phantoms as well but may learn cues only phantoms have (mirror symmetry, the
-other candidate built on anatomy, fails because a lateral chest is a symmetric oval too; see
-``benchmarks/bench_views.py`` for the measurements). Hand-written: no library we may depend on
-classifies radiograph views (torchxrayvision needs torchvision).
+lungs on both sides. Real frontal films have this anatomy whatever the patient's build, the
+exposure, the collimation or a mirrored display, which is why it was chosen over learned models
+that fit phantoms as well but may learn cues only phantoms have, and degrade faster when the
+acquisition varies more (mirror symmetry, the other candidate built on anatomy, fails because a
+lateral chest is a symmetric oval too; ``benchmarks/bench_views.py`` has the measurements, on
+phantoms only: no real films are on the development machines). Hand-written: no library we may
+depend on classifies radiograph views (torchxrayvision needs torchvision).
 
 ``infer_projection`` guesses one image; ``frontal_probability`` scores many; ``complete_views``
 adds what a study tells: the real collection's two-image studies hold one frontal and one lateral
@@ -35,7 +36,7 @@ WORK_SIZE = 48  # images are compared at this size: the ridge is a coarse struct
 # collimation (`python benchmarks/bench_views.py --fit`: threshold 0.210, slope 39.3).
 RIDGE_THRESHOLD, RIDGE_SLOPE = 0.21, 40.0
 # Where the ridge is looked for, as fractions of the image: the rows of the lungs, the central
-# columns, and the distances from the ridge to the lung fields' darkest part.
+# columns, and the distances from the ridge at which the lung fields are compared with it.
 _ROWS = (0.25, 0.7)
 _CENTRE = (0.3, 0.7)
 _LUNG_DISTANCES = (0.15, 0.2, 0.25)
