@@ -229,17 +229,17 @@ def explain_split(
     views = {"views": "frontal"}
     if projection is None:
         views = {"views": "all", "warning": fallback_note(data.root, [split], "explain")}
-    chosen = np.arange(len(table))
+    selected = np.arange(len(table))
     if projection is not None:
-        chosen = np.flatnonzero((table["projection"] == projection).to_numpy())
-    chosen = chosen[:limit] if limit else chosen
-    if len(chosen) == 0:
+        selected = np.flatnonzero((table["projection"] == projection).to_numpy())
+    selected = selected[:limit] if limit else selected
+    if len(selected) == 0:
         raise ChestClipError(f"{data.root}: no images in split {split!r} to explain")
     findings = table["uid"].map(data.studies.set_index("uid")["findings"])
 
     rows, maps, pixels_of = [], {m: {} for m in methods}, {}
     faith = {m: [] for m in methods}
-    for position in chosen:
+    for position in selected:
         record = table.iloc[position]
         image = np.asarray(data.array[record["row"]])
         pixels = as_pixels(image)
@@ -307,7 +307,7 @@ def explain_split(
     best = summary["default_method"]
     per_image = roi[roi["method"] == best].drop_duplicates("image_id").set_index("image_id")
     chosen = gallery_rows(per_image.reset_index(), threshold)
-    positions = {table.iloc[p]["image_id"]: p for p in chosen}
+    positions = {table.iloc[p]["image_id"]: p for p in selected}
     panels = [
         OverlayPanel(
             np.asarray(data.array[table.iloc[positions[r.image_id]]["row"]]),
