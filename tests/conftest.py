@@ -204,3 +204,39 @@ def xray_files(prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory
     write_dicom(paths["mono1"], (255 - grey.astype(np.uint16)) * 16, "MONOCHROME1")
     paths["corrupt"].write_bytes(paths["png"].read_bytes()[:200])
     return paths
+
+
+@pytest.fixture(scope="session")
+def lateral_only(prepared_phantoms: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``prepared_phantoms`` as if no image were frontal (views unknown, then inferred lateral)."""
+    import shutil
+
+    import pandas as pd
+
+    copy = tmp_path_factory.mktemp("lateral") / "prepared"
+    shutil.copytree(prepared_phantoms, copy)
+    images = pd.read_csv(copy / "images.csv", dtype=str, keep_default_na=False)
+    images.assign(projection="Lateral").to_csv(copy / "images.csv", index=False)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def real_reports_fixture(real_iu: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `chestclip download iu-xray` would leave for 200 of the real reports (no view table),
+    with 64-px phantom images (`chestclip phantom --reports`, views drawn as the Kaggle table
+    says); the phantom truth beside it. Skipped when the real reports are absent."""
+    from chestclip.phantom.real_reports import generate_from_reports
+
+    reports = real_iu / "openi/NLMCXR_reports.tgz"
+    if not reports.is_file():
+        pytest.skip(f"{reports} not found")
+    projections = real_iu / "kaggle/indiana_projections.csv"
+    out = tmp_path_factory.mktemp("real-reports") / "iu-xray"
+    generate_from_reports(
+        reports,
+        out,
+        studies=200,
+        image_size=64,
+        projections=projections if projections.is_file() else None,
+    )
+    return out

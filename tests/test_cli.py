@@ -169,7 +169,7 @@ def test_a_broken_projection_table_is_one_line(
     code, captured = run_main(
         monkeypatch, capsys, "prepare", "--source", str(source), "--out", str(tmp_path / "p")
     )
-    assert_one_line(code, captured, f"{table}: unreadable projection table")
+    assert_one_line(code, captured, f"{table}: unreadable view table")
 
 
 @pytest.fixture(scope="module")

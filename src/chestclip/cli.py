@@ -56,7 +56,9 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to create.")
-@click.option("--studies", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--studies", type=click.IntRange(min=1), help="Studies [200; with --reports: every report]."
+)
 @click.option("--image-size", default=512, show_default=True, type=click.IntRange(min=32))
 @click.option(
     "--layout", type=click.Choice(["openi", "kaggle"]), default="openi", show_default=True
@@ -69,17 +71,53 @@ def cli() -> None:
     type=click.FloatRange(min=0),
     help="Lesion contrast: 0 draws no lesions (reports still describe them).",
 )
+@click.option(
+    "--reports",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Real NLMCXR_reports.tgz: phantom images for its reports, as the real download.",
+)
+@click.option(
+    "--projections",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --reports: indiana_projections.csv, the view to draw for each real image.",
+)
 def phantom(
-    out: Path, studies: int, image_size: int, layout: str, seed: int, visibility: float
+    out: Path,
+    studies: int | None,
+    image_size: int,
+    layout: str,
+    seed: int,
+    visibility: float,
+    reports: Path | None,
+    projections: Path | None,
 ) -> None:
     """Generate synthetic chest X-ray studies with known lesions, in a real IU X-Ray layout."""
-    from chestclip.phantom import generate_phantoms
+    if reports is None:
+        if projections is not None:
+            raise click.UsageError("--projections needs --reports")
+        from chestclip.phantom import generate_phantoms
 
-    summary = generate_phantoms(out, studies, image_size, layout, seed, visibility)
+        summary = generate_phantoms(out, studies or 200, image_size, layout, seed, visibility)
+        click.echo(
+            f"wrote {summary.n_studies} studies ({summary.n_normal} normal, "
+            f"{summary.n_abnormal} abnormal), {summary.n_images} images, {layout} layout → {out}"
+        )
+        return
+    if layout != "openi":
+        raise click.UsageError("--reports writes the OpenI layout (the real download's)")
+    from chestclip.phantom.real_reports import generate_from_reports
+
+    made = generate_from_reports(reports, out, studies, image_size, seed, visibility, projections)
     click.echo(
-        f"wrote {summary.n_studies} studies ({summary.n_normal} normal, {summary.n_abnormal} "
-        f"abnormal), {summary.n_images} images, {layout} layout → {out}"
+        f"wrote {made.n_images} images ({made.n_frontal} frontal) for {made.n_reports} real "
+        f"reports, lesions drawn for {made.n_with_lesions} → {out}"
     )
+    if made.unmapped_terms:
+        top = ", ".join(f"{term} {n}" for term, n in list(made.unmapped_terms.items())[:5])
+        click.echo(
+            f"{len(made.unmapped_terms)} MeSH terms have no phantom finding (reports: {top}, ...; "
+            "all in phantom_params.json)"
+        )
 
 
 @cli.command()
@@ -146,6 +184,17 @@ def prepare(
             f"  {split:5s}: {counts['patients']} patients, {counts['images']} images, "
             f"{counts['normal']} normal / {counts['diseased']} diseased"
         )
+    by_source = summary["views_by_source"]
+    totals = {
+        view: sum(c[view] for c in by_source.values()) for view in next(iter(by_source.values()))
+    }
+    sources = ", ".join(
+        f"{sum(c.values())} {source}" for source, c in by_source.items() if any(c.values())
+    )
+    click.echo(
+        f"views: {totals['Frontal']} frontal, {totals['Lateral']} lateral, "
+        f"{totals['unknown']} unknown (from {sources})"
+    )
     for problem in summary["partial"]:
         click.echo(f"warning: partial dataset: {problem}", err=True)
     if summary["skipped_count"]:
@@ -645,7 +694,10 @@ def download() -> None:
     "--dest", required=True, type=click.Path(path_type=Path), help="Where the archives go."
 )
 @click.option("--base-url", help="Mirror of the OpenI collection [official OpenI URL].")
-@click.option("--only", type=click.Choice(["reports", "images"]), help="Just one archive.")
+@click.option(
+    "--tables-url", help="Mirror of the view tables [torchxrayvision's repository, pinned]."
+)
+@click.option("--only", type=click.Choice(["reports", "images", "views"]), help="Just one part.")
 @click.option(
     "--no-extract",
     is_flag=True,
@@ -659,24 +711,32 @@ def download() -> None:
     help="Expected checksum (repeatable).",
 )
 def download_iu_xray_command(
-    dest: Path, base_url: str | None, only: str | None, no_extract: bool, checksums: tuple[str, ...]
+    dest: Path,
+    base_url: str | None,
+    tables_url: str | None,
+    only: str | None,
+    no_extract: bool,
+    checksums: tuple[str, ...],
 ) -> None:
-    """The OpenI IU X-Ray archives (NLMCXR_reports.tgz, NLMCXR_png.tgz), with progress, resume
-    of partial downloads, size/checksum checks and safe extraction."""
+    """The OpenI IU X-Ray archives (NLMCXR_reports.tgz, NLMCXR_png.tgz) and the per-image view
+    tables, with progress, resume of partial downloads, size/checksum checks and safe
+    extraction."""
     from chestclip.data.download import (
         DEFAULT_BASE_URL,
-        IU_XRAY_ARCHIVES,
+        IU_XRAY_FILES,
+        VIEW_TABLES_URL,
         download_iu_xray,
         parse_sha256,
     )
 
-    files = (IU_XRAY_ARCHIVES[only],) if only else tuple(IU_XRAY_ARCHIVES.values())
+    files = IU_XRAY_FILES[only] if only else sum(IU_XRAY_FILES.values(), ())
     result = download_iu_xray(
         dest,
         base_url or DEFAULT_BASE_URL,
         files=files,
         extract=not no_extract,
         expected=parse_sha256(checksums),
+        tables_url=tables_url or VIEW_TABLES_URL,
     )
     for item in result.files:
         click.echo(item.describe())

@@ -161,7 +161,11 @@ def test_downloads_verifies_and_extracts(server, archives, tmp_path):
     server.files = archives
     dest = tmp_path / "iu"
     result = download_iu_xray(
-        dest, server.base_url, expected={REPORTS: _sha(archives[REPORTS])}, timeout=5
+        dest,
+        server.base_url,
+        files=(REPORTS, PNGS),
+        expected={REPORTS: _sha(archives[REPORTS])},
+        timeout=5,
     )
     for item in result.files:
         assert item.status == "downloaded"
@@ -275,7 +279,7 @@ def test_http_error_is_one_line(server, tmp_path, status):
 def test_missing_file_is_404(server, archives, tmp_path):
     server.files = {REPORTS: archives[REPORTS]}
     with pytest.raises(DownloadError, match=rf"/{PNGS}: HTTP 404"):
-        download_iu_xray(tmp_path, server.base_url, progress=False)
+        download_iu_xray(tmp_path, server.base_url, files=(REPORTS, PNGS), progress=False)
     assert (tmp_path / REPORTS).is_file()  # what came before the failure is kept
 
 
@@ -296,10 +300,14 @@ def test_timeout(server, tmp_path):
 
 def test_already_downloaded_is_skipped_and_not_reextracted(server, archives, tmp_path):
     server.files = archives
-    download_iu_xray(tmp_path, server.base_url, progress=False)
+    download_iu_xray(tmp_path, server.base_url, files=(REPORTS, PNGS), progress=False)
     (tmp_path / "ecgen-radiology/note.txt").write_text("kept: no second extraction")
     again = download_iu_xray(
-        tmp_path, server.base_url, progress=False, expected={PNGS: _sha(archives[PNGS])}
+        tmp_path,
+        server.base_url,
+        files=(REPORTS, PNGS),
+        progress=False,
+        expected={PNGS: _sha(archives[PNGS])},
     )
     assert [f.status for f in again.files] == ["skipped", "skipped"]
     assert [f.sha256 for f in again.files] == [_sha(archives[REPORTS]), _sha(archives[PNGS])]
@@ -502,3 +510,91 @@ def test_cli_downloads_then_prepare_reads_the_result(server, archives, tmp_path)
     assert (dest / "ecgen-radiology/1.xml").is_file() and not (dest / PNGS).exists()
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0 and "skipped" in again.output
+
+
+# ---- the view tables ------------------------------------------------------------------------
+
+METADATA_GZ, TSNE_GZ = download.VIEW_TABLES
+REPORT_WITH_IMAGES = (
+    b"<?xml version='1.0'?><eCitation><uId id='CXR1'/><MeSH><major>normal</major></MeSH>"
+    b"<parentImage id='CXR1_1_IM-0001-3001'><caption>PA and lateral</caption></parentImage>"
+    b"<parentImage id='CXR1_1_IM-0001-4001'><caption>PA and lateral</caption></parentImage>"
+    b"</eCitation>\n"
+)
+
+
+def _gzip(text: str) -> bytes:
+    import gzip
+
+    return gzip.compress(text.encode(), mtime=0)
+
+
+@pytest.fixture
+def view_tables(monkeypatch) -> dict[str, bytes]:
+    """Small view tables in the real ones' columns; their digests stand in for the pinned."""
+    tables = {
+        METADATA_GZ: _gzip(
+            "imageid,View Position\nCXR1_1_IM-0001-3001,LL\nCXR1_1_IM-0001-4001,PA\n"
+        ),
+        TSNE_GZ: _gzip("imageid,tsne-view\nCXR1_1_IM-0001-4001,PA\n"),
+    }
+    monkeypatch.setitem(download.KNOWN_SHA256, METADATA_GZ, _sha(tables[METADATA_GZ]))
+    monkeypatch.setitem(download.KNOWN_SHA256, TSNE_GZ, _sha(tables[TSNE_GZ]))
+    return tables
+
+
+def test_view_tables_are_fetched_verified_and_read_by_prepare(server, view_tables, tmp_path):
+    from chestclip.config import PrepareConfig
+    from chestclip.data import prepare_dataset
+
+    reports = _tgz({"ecgen-radiology/1.xml": REPORT_WITH_IMAGES}, dirs=("ecgen-radiology",))
+    server.files = {REPORTS: reports, **view_tables}
+    dest = tmp_path / "iu"
+    result = download_iu_xray(
+        dest,
+        server.base_url,
+        files=(REPORTS, *download.VIEW_TABLES),
+        progress=False,
+        tables_url=f"{server.base_url}/tables",
+    )
+    assert [f.name for f in result.files] == [REPORTS, METADATA_GZ, TSNE_GZ]
+    assert [f.extracted_to for f in result.files[1:]] == [None, None]  # read gzipped
+    assert [path for _, path, _ in server.requests if path.startswith("/imgs/collections/tables")]
+    for name, data in view_tables.items():
+        assert (dest / name).read_bytes() == data
+    summary = prepare_dataset(dest, tmp_path / "prepared", PrepareConfig(images=False))
+    assert summary.counts["views_by_source"]["metadata"] == {
+        "Frontal": 1,  # the t-SNE table (the DICOM header's "PA" is not trusted)
+        "Lateral": 1,  # the DICOM header's LL
+        "unknown": 0,
+    }
+
+
+def test_view_table_with_other_bytes_is_refused(server, tmp_path):
+    server.files = {METADATA_GZ: _gzip("imageid,View Position\nCXR9_IM-0001-1001,PA\n")}
+    with pytest.raises(DownloadError, match="where 996c7d7a") as info:
+        download_iu_xray(tmp_path, files=(METADATA_GZ,), progress=False, tables_url=server.base_url)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / f"{METADATA_GZ}.corrupt").is_file() and not (tmp_path / METADATA_GZ).exists()
+
+
+def test_cli_only_views(server, view_tables, tmp_path):
+    from click.testing import CliRunner
+
+    from chestclip.cli import cli
+
+    server.files = view_tables
+    args = ["download", "iu-xray", "--dest", str(tmp_path), "--only", "views"]
+    result = CliRunner().invoke(cli, [*args, "--tables-url", server.base_url])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".gz") == sorted(view_tables)
+    assert server.gets() == [None, None]  # nothing asked of OpenI
+
+
+@pytest.mark.real_data
+def test_pinned_digest_is_the_real_metadata_table(server, real_iu, tmp_path):
+    server.files = {METADATA_GZ: (real_iu / "openi" / METADATA_GZ).read_bytes()}
+    result = download_iu_xray(
+        tmp_path, files=(METADATA_GZ,), progress=False, tables_url=server.base_url
+    )
+    assert result.files[0].sha256 == download.KNOWN_SHA256[METADATA_GZ]

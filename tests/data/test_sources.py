@@ -3,7 +3,7 @@
 import pytest
 
 from chestclip.data.labels import UnlabelledReport, label_from_terms
-from chestclip.data.openi import parse_report_xml, projection_from_caption
+from chestclip.data.openi import parse_report_xml
 from chestclip.data.sources import SourceError, detect_layout, read_source
 
 XML = """<?xml version="1.0" encoding="utf-8"?>
@@ -53,15 +53,18 @@ def test_parse_report_xml():
     assert report["findings"] == "Clear lungs." and report["comparison"] == "None."
     assert report["mesh"] == "Cardiomegaly/mild;Opacity/lung/base/left"
     assert report["problems"] == "Cardiomegaly;Opacity"
-    assert images == [("CXR7_IM-0001-1001", "PA and lateral")]
+    assert images == ["CXR7_IM-0001-1001"]
 
 
-@pytest.mark.parametrize(
-    ("caption", "view"),
-    [("PA chest", "Frontal"), ("Lateral view", "Lateral"), ("PA and lateral", "unknown")],
-)
-def test_projection_from_caption(caption, view):
-    assert projection_from_caption(caption) == view
+def test_a_caption_does_not_decide_the_view(tmp_path):
+    """Captions name the examination: "Chest XXXX and lateral" is on frontal films too."""
+    reports = tmp_path / "ecgen-radiology"
+    reports.mkdir()
+    xml = _xml(1).replace("PA and lateral", "Chest XXXX and lateral")
+    (reports / "1.xml").write_text(xml)
+    records = read_source(tmp_path, with_images=False)
+    assert list(records.images["projection"]) == ["unknown"]
+    assert list(records.images["projection_source"]) == ["none"]
 
 
 def test_a_report_never_indexed_has_no_label():
@@ -105,7 +108,8 @@ def test_openi_directory_with_malformed_reports(tmp_path):
     reasons = {s.id: s.reason for s in records.skipped}
     assert reasons["2"] == "no MeSH/Problems terms"
     assert reasons["3"].startswith("malformed XML")
-    assert list(records.images["image_id"]) == ["1_IM-0001-1001"]
+    # the unlabelled report's image is listed, so that prepare counts it as skipped
+    assert list(records.images["image_id"]) == ["1_IM-0001-1001", "2_IM-0001-1001"]
 
 
 def test_kaggle_malformed_rows_are_skipped(tmp_path):

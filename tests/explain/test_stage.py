@@ -172,3 +172,18 @@ def test_a_typed_text_is_embedded_as_training_embedded_its_texts(probed_run):
     typed = explainer.text_embedding("Cough and fever", "none").numpy()
     trained = encode_texts(explainer.model, explainer.tokenizer, ["Cough and fever."])[0]
     np.testing.assert_allclose(typed, trained, atol=1e-6)
+
+
+def test_a_split_without_frontal_images_is_explained_on_every_view(
+    probed_run, lateral_only, tmp_path, caplog
+):
+    import logging
+
+    run, _ = probed_run
+    with caplog.at_level(logging.WARNING, logger="chestclip.data.dataset"):
+        summary = explain_split(run, lateral_only, "test", limit=4, head="image", out=tmp_path)
+    assert "no frontal image in split(s) test: explain uses every view" in caplog.text
+    recorded = json.loads((tmp_path / "faithfulness.json").read_text())
+    assert recorded["views"] == summary["views"] == "all"
+    assert "no frontal image" in recorded["warning"]
+    assert summary["methods"]["cnn-gradcam"]["images"] == 4

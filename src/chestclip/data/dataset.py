@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ import torch
 from torch.utils.data import Dataset
 
 from chestclip.data.prepare import IMAGES_FILE
+from chestclip.data.records import FRONTAL
 from chestclip.errors import ChestClipError
 
 REQUIRED_FILES = ("studies.csv", "images.csv", "summary.json")
+logger = logging.getLogger(__name__)
 
 
 class PreparedDataError(ChestClipError):
@@ -81,8 +84,30 @@ class PreparedData:
             table = table[table["projection"] == projection]
         return table.reset_index(drop=True)
 
+    def view_filter(self, views: str, splits: Sequence[str], stage: str) -> str | None:
+        """The projection ``stage`` reads when its config asks for ``views`` ("all" or
+        "frontal"): FRONTAL, or None (every view) when all views are asked for or one of
+        ``splits`` has no frontal image. That fallback is logged as a warning and returned, never
+        an error: a dataset whose views are unknown still runs (see ``fallback_note``)."""
+        if views != "frontal":
+            return None
+        frontal = self.images.loc[self.images["projection"] == FRONTAL, "split"]
+        missing = [split for split in splits if not (frontal == split).any()]
+        if not missing:
+            return FRONTAL
+        logger.warning("%s", fallback_note(self.root, missing, stage))
+        return None
+
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers re-open the memory map
         return {**self.__dict__, "_array": None}
+
+
+def fallback_note(root: Path, splits: Sequence[str], stage: str) -> str:
+    """The warning of ``PreparedData.view_filter`` when it falls back to every view."""
+    return (
+        f"{root}: no frontal image in split(s) {', '.join(splits)}: {stage} uses every view "
+        "instead (see views_by_source in summary.json)"
+    )
 
 
 class XrayReportDataset(Dataset):

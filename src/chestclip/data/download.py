@@ -1,4 +1,5 @@
-"""Download the IU X-Ray collection from OpenI: resumable, verified, safely extracted.
+"""Download the IU X-Ray collection from OpenI: resumable, verified, safely extracted; and the
+collection's per-image view tables, which OpenI does not serve, from torchxrayvision's repository.
 
 Hand-written on ``urllib`` because none of our dependencies resumes an HTTP download (``Range``)
 while hashing it, and adding ``requests`` for one command is not worth it. The archives need no
@@ -28,17 +29,33 @@ from typing import BinaryIO, Literal
 from tqdm.auto import tqdm
 
 from chestclip import __version__
-from chestclip.data.openi import IMAGES_ARCHIVE, REPORTS_ARCHIVE
+from chestclip.data.openi import IMAGES_ARCHIVE, METADATA_TABLE, REPORTS_ARCHIVE, TSNE_VIEW_TABLE
 from chestclip.errors import ChestClipError
 from chestclip.utils.io import atomic_directory, atomic_write_json
 
 DEFAULT_BASE_URL = "https://openi.nlm.nih.gov/imgs/collections"
-IU_XRAY_ARCHIVES = {"reports": REPORTS_ARCHIVE, "images": IMAGES_ARCHIVE}  # --only choices
-# OpenI publishes no checksums and we do not invent them: users who have one pass it
+IU_XRAY_ARCHIVES = {"reports": REPORTS_ARCHIVE, "images": IMAGES_ARCHIVE}
+# The view tables (see chestclip.data.openi) as torchxrayvision ships them, at the commit that
+# added them (unchanged since, through release 1.5.x): a fixed URL, so fixed bytes.
+VIEW_TABLES_URL = (
+    "https://raw.githubusercontent.com/mlmed/torchxrayvision/"
+    "8ef884614164d54e2660947241ab0276b29526e9/torchxrayvision/data"
+)
+VIEW_TABLES = (f"{METADATA_TABLE}.gz", f"{TSNE_VIEW_TABLE}.gz")
+IU_XRAY_FILES = {  # --only choices
+    "reports": (REPORTS_ARCHIVE,), "images": (IMAGES_ARCHIVE,), "views": VIEW_TABLES,
+}  # fmt: skip
+# The view tables' digests are those of the blobs at that commit. OpenI publishes no checksums and
+# we do not invent them: the NLMCXR_reports.tgz torchxrayvision re-hosts (1,112,632 bytes) has
+# sha256 8fb6de7eec73d8c3665067ad4bb003ccd57f971ae316d2642e1627ac7268667a, but whether OpenI serves
+# those very bytes cannot be checked offline. Users who have a digest pass it
 # (``chestclip download iu-xray --sha256 NLMCXR_png.tgz=<hex>``, or ``expected=`` in Python).
 # Otherwise the first download's sha256 is recorded in DEST/RECORDED_SHA256 and later
 # downloads into DEST must match it (trust on first use).
-KNOWN_SHA256: dict[str, str] = {}
+KNOWN_SHA256: dict[str, str] = {
+    VIEW_TABLES[0]: "996c7d7a23b6bef51b1308dfa9671fb59b00e67c8928f7ff45cc002ca16ebf3e",
+    VIEW_TABLES[1]: "98d66188265a15f00038a5c894adeeaafcd78dbf82f687308f1443793805a253",
+}
 RECORDED_SHA256 = ".chestclip-sha256.json"
 # The one folder each archive is extracted into: nothing else in DEST is ever written.
 EXTRACTED_DIRS = {REPORTS_ARCHIVE: "ecgen-radiology", IMAGES_ARCHIVE: "NLMCXR_png"}
@@ -101,18 +118,20 @@ def parse_sha256(values: Iterable[str]) -> dict[str, str]:
 def download_iu_xray(
     dest: str | os.PathLike,
     base_url: str = DEFAULT_BASE_URL,
-    files: Sequence[str] = (REPORTS_ARCHIVE, IMAGES_ARCHIVE),
+    files: Sequence[str] = (REPORTS_ARCHIVE, IMAGES_ARCHIVE, *VIEW_TABLES),
     extract: bool = True,
     progress: bool = True,
     expected: Mapping[str, str] | None = None,
     timeout: float = 60,
     retries: int = 3,
+    tables_url: str = VIEW_TABLES_URL,
 ) -> DownloadResult:
-    """Fetch the OpenI archives into ``dest`` (``dest/<name>``), resuming ``dest/<name>.part``
-    left by an interrupted run; verify each (size, and sha256 when known: ``expected`` maps a
-    file name to its hex digest, else the one recorded in ``dest`` by its first download) and,
-    with ``extract``, unpack it safely (``extract_archive``). A file already present and
-    verified is not fetched again, nor re-extracted."""
+    """Fetch the OpenI archives (from ``base_url``) and the view tables (from ``tables_url``) into
+    ``dest`` (``dest/<name>``), resuming ``dest/<name>.part`` left by an interrupted run; verify
+    each (size, and sha256 when known: ``expected`` maps a file name to its hex digest, else the
+    one recorded in ``dest`` by its first download) and, with ``extract``, unpack the archives
+    safely (``extract_archive``; the tables stay gzipped, as ``chestclip prepare`` reads them). A
+    file already present and verified is not fetched again, nor re-extracted."""
     dest = Path(dest)
     checksums = _checksums(files, expected)
     try:
@@ -122,7 +141,7 @@ def download_iu_xray(
     recorded = _recorded_sha256(dest)
     results = []
     for name in files:
-        url = f"{base_url.rstrip('/')}/{name}"
+        url = f"{(tables_url if name in VIEW_TABLES else base_url).rstrip('/')}/{name}"
         from_record = name not in checksums and name in recorded
         try:
             item = fetch_file(
@@ -143,7 +162,7 @@ def download_iu_xray(
         if name not in recorded:
             recorded[name] = item.sha256
             atomic_write_json(dest / RECORDED_SHA256, recorded)
-        if extract:
+        if extract and name not in VIEW_TABLES:
             item = replace(item, extracted_to=_extract_once(item, dest, progress))
         results.append(item)
     return DownloadResult(dest, tuple(results))
@@ -153,7 +172,7 @@ def _checksums(files: Sequence[str], expected: Mapping[str, str] | None) -> dict
     for name in files:
         if not name or PurePosixPath(name).name != name:
             raise DownloadError(f"{name!r}: expected a plain file name such as {REPORTS_ARCHIVE}")
-    known = (*files, *IU_XRAY_ARCHIVES.values())
+    known = (*files, *IU_XRAY_ARCHIVES.values(), *VIEW_TABLES)
     checksums = {**KNOWN_SHA256}
     for name, digest in (expected or {}).items():
         if name not in known:

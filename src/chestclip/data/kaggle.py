@@ -12,6 +12,8 @@ from chestclip.data.records import (
     FRONTAL,
     IMAGE_COLUMNS,
     LATERAL,
+    METADATA,
+    NO_SOURCE,
     REPORT_COLUMNS,
     SECTIONS,
     UNKNOWN,
@@ -98,9 +100,10 @@ def read_kaggle(source: Path, with_images: bool = True) -> SourceRecords:
         projections = _read_csv(projections_path, ["uid", "filename", "projection"])
         for row in projections.itertuples(index=False):
             projection = row.projection.strip().capitalize()
+            known = projection in (FRONTAL, LATERAL)
             images.append([
                 canonical_id(row.filename), str(row.uid).strip(),
-                projection if projection in (FRONTAL, LATERAL) else UNKNOWN,
+                projection if known else UNKNOWN, METADATA if known else NO_SOURCE,
                 _image_path(source, row.filename) if with_images else "",
             ])  # fmt: skip
     return SourceRecords(

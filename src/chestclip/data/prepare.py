@@ -20,10 +20,20 @@ from tqdm.auto import tqdm
 from chestclip import __version__
 from chestclip.config import PrepareConfig
 from chestclip.data.images import decode_into
-from chestclip.data.records import FRONTAL, Skipped, SourceRecords
+from chestclip.data.records import (
+    FRONTAL,
+    INFERRED,
+    LATERAL,
+    METADATA,
+    NO_SOURCE,
+    UNKNOWN,
+    Skipped,
+    SourceRecords,
+)
 from chestclip.data.sources import read_source
 from chestclip.data.split import SPLITS, split_by_patient
 from chestclip.data.text import build_text
+from chestclip.data.views import complete_views, frontal_probability
 from chestclip.errors import ChestClipError
 from chestclip.utils.io import atomic_directory, atomic_write_json
 
@@ -31,7 +41,9 @@ STUDY_COLUMNS = [
     "uid", "split", "label", "text", "indication", "findings", "impression", "comparison", "mesh",
     "problems", "n_images",
 ]  # fmt: skip
-IMAGE_TABLE_COLUMNS = ["image_id", "uid", "split", "label", "projection", "row", "file"]
+IMAGE_TABLE_COLUMNS = [
+    "image_id", "uid", "split", "label", "projection", "projection_source", "row", "file",
+]  # fmt: skip
 IMAGES_FILE = "images.npy"
 
 
@@ -64,8 +76,8 @@ def _drop_duplicates(
 
 def select_images(
     records: SourceRecords, config: PrepareConfig, skipped: list[Skipped]
-) -> tuple[pd.DataFrame, int]:
-    """Images that belong to a parsed report and to the chosen views; (table, excluded by view)."""
+) -> pd.DataFrame:
+    """Images that belong to a parsed report (and, when images are decoded, have a file)."""
     images = _drop_duplicates(records.images, "image_id", "image", skipped)
     orphan = ~images["uid"].isin(records.reports["uid"])
     # an image of a report skipped for a reason (e.g. not indexed) is counted under that reason
@@ -74,11 +86,6 @@ def select_images(
         reason = f"report skipped, {report_skipped[uid]}" if uid in report_skipped else None
         skipped.append(Skipped("image", image_id, reason or "no report for this image", file))
     images = images[~orphan]
-    excluded = 0
-    if config.views == "frontal":
-        frontal = images["projection"] == FRONTAL
-        excluded = int((~frontal).sum())
-        images = images[frontal]
     if config.images:
         missing = images["file"] == ""
         skipped += [
@@ -86,7 +93,30 @@ def select_images(
         ]
         images = images[~missing]
     order = images.assign(_k=_uid_order(images["uid"])).sort_values(["_k", "image_id"])
-    return order.drop(columns="_k").reset_index(drop=True), excluded
+    return order.drop(columns="_k").reset_index(drop=True)
+
+
+def infer_views(images: pd.DataFrame, array: np.ndarray | None) -> pd.DataFrame:
+    """Fill in unknown projections from the pixels (``array`` rows, in ``images`` order; None
+    without images) and the study's other view (``chestclip.data.views``)."""
+    unknown = (images["projection"] == UNKNOWN).to_numpy()
+    p_frontal = np.full(len(images), np.nan)
+    if array is not None and unknown.any():
+        rows = np.flatnonzero(unknown)
+        p_frontal[rows] = frontal_probability(array[r] for r in rows)
+    projection = complete_views(images, p_frontal)
+    inferred = unknown & (projection != UNKNOWN)
+    source = images["projection_source"].where(~inferred, INFERRED)
+    return images.assign(projection=projection, projection_source=source)
+
+
+def _view_counts(images: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{source: {projection: images}} over the kept images, every source and projection listed."""
+    counts = images.groupby(["projection_source", "projection"]).size()
+    return {
+        source: {view: int(counts.get((source, view), 0)) for view in (FRONTAL, LATERAL, UNKNOWN)}
+        for source in (METADATA, INFERRED, NO_SOURCE)
+    }
 
 
 def decode_images(
@@ -107,10 +137,22 @@ def decode_images(
         skipped.append(
             Skipped("image", images.at[index, "image_id"], reason, images.at[index, "file"])
         )
-    if errors:  # rewrite without the failed rows so row order stays images.csv order
-        keep = np.array([i for i in range(len(images)) if i not in errors], dtype=np.int64)
+    array.flush()
+    del array
+    keep = np.array([i for i in range(len(images)) if i not in errors], dtype=np.int64)
+    return keep_rows(images, keep, out_dir)
+
+
+def keep_rows(images: pd.DataFrame, keep: np.ndarray, out_dir: Path) -> pd.DataFrame:
+    """``images`` reduced to the rows ``keep`` (ascending), ``out_dir/images.npy`` rewritten to
+    match when rows go (row order stays images.csv order); ``row`` renumbered."""
+    if len(keep) < len(images):
+        array = np.load(out_dir / IMAGES_FILE, mmap_mode="r")
         compact = np.lib.format.open_memmap(
-            out_dir / "images.tmp.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *shape[1:])
+            out_dir / "images.tmp.npy",
+            mode="w+",
+            dtype=np.uint8,
+            shape=(len(keep), *array.shape[1:]),
         )
         for start in range(0, len(keep), 1024):
             compact[start : start + 1024] = array[keep[start : start + 1024]]
@@ -118,8 +160,6 @@ def decode_images(
         del array, compact
         (out_dir / "images.tmp.npy").replace(out_dir / IMAGES_FILE)
         images = images.iloc[keep].reset_index(drop=True)
-    else:
-        array.flush()
     return images.assign(row=np.arange(len(images)))
 
 
@@ -176,19 +216,33 @@ def prepare_dataset(
         Skipped("report", u, "no images", f)
         for u, f in zip(no_images["uid"], no_images["file"], strict=True)
     ]
-    images, excluded_by_view = select_images(records, config, skipped)
+    images = infer_views(select_images(records, config, skipped), None)  # the studies tell
+    excluded_by_view, other_views = 0, set()
+    if config.views == "frontal":  # what is known to be another view needs no decoding
+        other = ~images["projection"].isin([FRONTAL, UNKNOWN])
+        excluded_by_view, other_views = int(other.sum()), set(images.loc[other, "uid"])
+        images = images[~other].reset_index(drop=True)
 
     with atomic_directory(out) as tmp:
         if config.images:
             images = decode_images(images, records.archive, tmp, config, skipped)
+            images = infer_views(images, np.load(tmp / IMAGES_FILE, mmap_mode="r"))
         else:
             images = images.assign(row=-1)
+        readable = other_views | set(images["uid"])
+        if config.views == "frontal":
+            frontal = (images["projection"] == FRONTAL).to_numpy()
+            excluded_by_view += int((~frontal).sum())
+            if config.images:
+                images = keep_rows(images, np.flatnonzero(frontal), tmp)
+            else:
+                images = images[frontal]
         n_images = images.groupby("uid").size()
         studies = with_images[with_images["uid"].isin(n_images.index)].copy()
         lost = with_images[~with_images["uid"].isin(n_images.index)]
-        reason = "no readable images" if config.images else f"no {config.views} images"
         skipped += [
-            Skipped("report", u, reason, f) for u, f in zip(lost["uid"], lost["file"], strict=True)
+            Skipped("report", u, "no frontal images" if u in readable else "no readable images", f)
+            for u, f in zip(lost["uid"], lost["file"], strict=True)
         ]
         images = images[images["uid"].isin(studies["uid"])]
         if studies.empty:
@@ -220,6 +274,7 @@ def prepare_dataset(
             "normal": int((studies["label"] == 0).sum()),
             "diseased": int((studies["label"] == 1).sum()),
             "images_excluded_by_view": excluded_by_view,
+            "views_by_source": _view_counts(images),
             "splits": _split_counts(studies, images),
             "partial": partial,
             "skipped_count": len(skipped),

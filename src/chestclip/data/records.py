@@ -8,8 +8,11 @@ import pandas as pd
 
 SECTIONS = ("indication", "comparison", "findings", "impression")
 REPORT_COLUMNS = ["uid", *SECTIONS, "mesh", "problems", "label", "file"]
-IMAGE_COLUMNS = ["image_id", "uid", "projection", "file"]
+IMAGE_COLUMNS = ["image_id", "uid", "projection", "projection_source", "file"]
 FRONTAL, LATERAL, UNKNOWN = "Frontal", "Lateral", "unknown"
+# where an image's projection came from: a per-image table of the download, the pixels and the
+# study's other view (``chestclip.data.views``), or nowhere (projection unknown)
+METADATA, INFERRED, NO_SOURCE = "metadata", "inferred", "none"
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class SourceRecords:
     """Parsed reports and image references of one source, before images are decoded.
 
     ``reports``: one row per parsed report (REPORT_COLUMNS; ``mesh``/``problems`` ';'-joined).
-    ``images``: one row per image reference (IMAGE_COLUMNS; ``file`` is where its bytes are).
+    ``images``: one row per image reference (IMAGE_COLUMNS; ``file`` is where its bytes are,
+    ``projection_source`` where its projection came from).
     """
 
     layout: str

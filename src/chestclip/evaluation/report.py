@@ -126,8 +126,10 @@ def faithfulness_table(path: Path) -> str:
         + "</tr>"
         for name, row in table.iterrows()
     )
+    warning = f"<p>Warning: {html.escape(summary['warning'])}.</p>" if "warning" in summary else ""
     return (
-        f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
+        warning
+        + f"<p>Head <code>{html.escape(summary['head'])}</code>, {html.escape(summary['split'])} split; "
         f"default method: <b>{html.escape(summary['default_method'])}</b>, chosen on the "
         f"{html.escape(str(summary.get('default_chosen_on', summary['split'])))} split. The rank "
         "correlation is the cascading randomisation's once the head, projection and top block "

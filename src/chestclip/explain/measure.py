@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from chestclip.data import PreparedData
+from chestclip.data.dataset import fallback_note
 from chestclip.data.images import fit_square
-from chestclip.data.records import FRONTAL
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.features import FeatureCache
 from chestclip.explain.faithfulness import (
@@ -70,6 +70,7 @@ class SplitMaps:
     maps: dict[str, dict[int, np.ndarray]]
     pixels: dict[int, torch.Tensor]
     texts: np.ndarray | None
+    fallback: str | None = None  # why every view was explained: the split has no frontal image
 
     def text(self, position: int) -> torch.Tensor | None:
         return torch.from_numpy(self.texts[position]) if self.texts is not None else None
@@ -85,7 +86,8 @@ def measure_split(
     masks_dir: Path | None,
     seed: int,
 ) -> SplitMaps:
-    """Explain the first ``limit`` frontal images of ``split`` with each of ``methods``."""
+    """Explain the first ``limit`` frontal images of ``split`` with each of ``methods``; a split
+    without frontal images (views unknown) is explained on all its images, and says so."""
     model = explainer.model
     resize = data.summary["config"]["resize"]
     table = data.split_images(split)
@@ -94,15 +96,21 @@ def measure_split(
         weights = resolve_clip_dir(run) / "model.safetensors"
         cache = FeatureCache(run, model, explainer.tokenizer, data, weights)
         texts = cache.texts(split, explainer.info["text_fields"])
-    frontal = np.flatnonzero((table["projection"] == FRONTAL).to_numpy())
-    frontal = frontal[:limit] if limit else frontal
-    if len(frontal) == 0:
-        raise ChestClipError(f"{data.root}: no frontal images in split {split!r} to explain")
+    projection = data.view_filter("frontal", [split], "explain")
+    selected = np.arange(len(table))
+    if projection is not None:
+        selected = np.flatnonzero((table["projection"] == projection).to_numpy())
+    selected = selected[:limit] if limit else selected
+    if len(selected) == 0:
+        raise ChestClipError(f"{data.root}: no images in split {split!r} to explain")
     findings = table["uid"].map(data.studies.set_index("uid")["findings"])
-    measured = SplitMaps(split, table, pd.DataFrame(), {m: {} for m in methods}, {}, texts)
+    fallback = None if projection else fallback_note(data.root, [split], "explain")
+    measured = SplitMaps(
+        split, table, pd.DataFrame(), {m: {} for m in methods}, {}, texts, fallback
+    )
 
     rows = []
-    for position in frontal:
+    for position in selected:
         record = table.iloc[position]
         image = np.asarray(data.array[record["row"]])
         pixels = measured.pixels[position] = as_pixels(image)

@@ -215,7 +215,9 @@ def explain_split(
     (with ``split="val"`` the same images choose and report, and the summary says so). The
     cascading randomisation check runs on the first ``randomisation_images`` images of
     ``split``. The gallery sorts images into TP/FP/TN/FN at ``threshold``, by default the head's
-    validation threshold from ``chestclip evaluate`` (see :func:`gallery_threshold`).
+    validation threshold from ``chestclip evaluate`` (see :func:`gallery_threshold`). A split
+    without frontal images (views unknown) is explained on all its images, with a warning logged
+    and recorded in faithfulness.json.
     """
     run = Path(run)
     out = Path(out) if out else run / EXPLAIN_DIR
@@ -244,9 +246,12 @@ def explain_split(
     if split != CHOOSING_SPLIT:
         with atomic_path(out / f"roi_{CHOOSING_SPLIT}.csv") as tmp:
             choosing.roi.to_csv(tmp, index=False)
+    fallbacks = [m.fallback for m in (choosing, measured) if m.fallback]
+    views = {"views": "all", "warning": fallbacks[-1]} if fallbacks else {"views": "frontal"}
     summary = {
         "split": split,
         "head": explainer.info["name"],
+        **views,
         **summary,
         "default_method": best,
         "default_chosen_on": CHOOSING_SPLIT,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 from PIL import Image
@@ -134,19 +134,19 @@ def _write_study(
 ) -> list[TruthRow]:
     """Render one study, write its images and mask, and return its truth rows."""
     images = render_study(plan, size, visibility)
-    _save_png(out / image_path(layout, plan.frontal_id), images.frontal.pixels)
+    save_png(out / image_path(layout, plan.frontal_id), images.frontal.pixels)
     if plan.lateral_id is not None and images.lateral is not None:
-        _save_png(out / image_path(layout, plan.lateral_id), images.lateral)
+        save_png(out / image_path(layout, plan.lateral_id), images.lateral)
     lesions = images.frontal.lesions
     if not lesions:
         return []
     union = np.logical_or.reduce([mask for _, mask in lesions])
-    _save_png(out / mask_path(plan.frontal_id), union.astype(np.uint8) * 255, noisy=False)
+    save_png(out / mask_path(plan.frontal_id), union.astype(np.uint8) * 255, noisy=False)
     return [truth_row(plan.frontal_id, plan.uid, finding, mask) for finding, mask in lesions]
 
 
-def _save_png(path: Path, pixels: np.ndarray, noisy: bool = True) -> None:
-    """Save a uint8 ``[H, W]`` array as an 8-bit grey-scale PNG.
+def save_png(path: Path | BinaryIO, pixels: np.ndarray, noisy: bool = True) -> None:
+    """Save a uint8 ``[H, W]`` array as an 8-bit grey-scale PNG (to a path or a binary file).
 
     Noisy radiographs gain nothing from LZ77 matching: Huffman-only zlib is 3x faster and smaller.
     """

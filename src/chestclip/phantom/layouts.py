@@ -1,7 +1,9 @@
 """Writing a phantom dataset in the two layouts the real IU X-Ray collection ships in.
 
 ``openi``: ``ecgen-radiology/<uid>.xml`` (the OpenI report archive's XML structure),
-``NLMCXR_png/CXR<image id>.png`` and ``nlmcxr_dicom_metadata.csv`` (``imageid,View Position``).
+``NLMCXR_png/CXR<image id>.png``, ``nlmcxr_dicom_metadata.csv`` (``imageid,View Position``) and
+``nlmcxr_tsne_pa.csv`` (``imageid,tsne-view``, the frontal image of each study), the two view
+tables ``chestclip download iu-xray`` fetches beside the real archives.
 ``kaggle``: ``indiana_reports.csv``, ``indiana_projections.csv`` and
 ``images/images_normalized/<image id>.dcm.png``.
 Both layouts also get the phantom's ground truth: ``phantom_truth.csv`` (one row per drawn
@@ -21,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pandas as pd
 
+from chestclip.data.openi import METADATA_TABLE, TSNE_VIEW_TABLE
 from chestclip.phantom.findings import Finding
 from chestclip.phantom.reports import problems
 from chestclip.phantom.study import StudyPlan
@@ -90,7 +93,9 @@ def write_index(
             for image_id, position in ((plan.frontal_id, "PA"), (plan.lateral_id, "LL"))
             if image_id is not None
         ]
-        _write_csv(out / "nlmcxr_dicom_metadata.csv", rows, ["imageid", "View Position"])
+        _write_csv(out / METADATA_TABLE, rows, ["imageid", "View Position"])
+        frontal = [(f"CXR{plan.frontal_id}", "PA") for plan in plans]
+        _write_csv(out / TSNE_VIEW_TABLE, frontal, ["imageid", "tsne-view"])
     else:
         _write_csv(out / "indiana_reports.csv", [_kaggle_report(p) for p in plans], KAGGLE_COLUMNS)
         rows = [

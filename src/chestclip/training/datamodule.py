@@ -13,7 +13,6 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from chestclip.data import PreparedData, XrayReportDataset
-from chestclip.data.records import FRONTAL
 
 
 class PairCollator:
@@ -60,7 +59,7 @@ class PairDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
-        self.projection = FRONTAL if views == "frontal" else None
+        self.projection = data.view_filter(views, ("train", "val"), "pre-training")
         self.train_transform = train_transform
         texts = (
             data.studies.drop_duplicates("text_index").sort_values("text_index")["text"].tolist()

@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader
 
 from chestclip.config import RunConfig
 from chestclip.data import PreparedData, XrayReportDataset
-from chestclip.data.records import FRONTAL
 from chestclip.errors import ChestClipError
 from chestclip.models import ImageEncoder, build_image_encoder, rebuild_image_encoder
 from chestclip.models.io import load_weights
@@ -92,7 +91,7 @@ def finetune_image_baseline(
     classifier = ImageClassifier(encoder)
     module = ClassifierModule(classifier, settings.optimizer, settings.lr, settings.weight_decay)
     transform = make_augment(**settings.augment.model_dump())
-    projection = FRONTAL if settings.views == "frontal" else None
+    projection = data.view_filter(settings.views, ("train", "val", *splits), "the image baseline")
 
     def loader(split: str, train: bool) -> DataLoader:
         dataset = XrayReportDataset(data, split, projection, transform if train else None)
@@ -135,6 +134,7 @@ def finetune_image_baseline(
             "image_std": list(encoder.image_std),
             "image_size": encoder.image_size,
             "attn_implementation": model_settings.attn_implementation,
+            "views": "frontal" if projection else "all",
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return directory

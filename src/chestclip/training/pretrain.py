@@ -202,7 +202,8 @@ def pretrain(
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
         save_clip(module.model, tokenizer, run / CLIP_DIR)
-        atomic_write_json(run / CLIP_DIR / TRAINING_DATA, training_data(data))
+        views_used = {"views_used": "frontal" if datamodule.projection else "all"}
+        atomic_write_json(run / CLIP_DIR / TRAINING_DATA, training_data(data) | views_used)
         frame = history.frame()
         with atomic_path(run / CLIP_DIR / "metrics.csv") as tmp:
             frame.to_csv(tmp, index=False)
