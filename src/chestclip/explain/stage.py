@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from chestclip.data import PreparedData
-from chestclip.data.images import fit_square, load_xray
+from chestclip.data.images import fit_square
+from chestclip.data.readers import read_xray_for_model
 from chestclip.data.records import FRONTAL
 from chestclip.data.text import clean_text
 from chestclip.errors import ChestClipError
@@ -42,14 +44,15 @@ from chestclip.explain.overlay import OverlayPanel, overlay_caption, save_galler
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.summary import summarise
-from chestclip.models import ChestCLIP, load_clip, resolve_clip_dir
+from chestclip.models import ChestCLIP, load_clip
 from chestclip.models.heads import HEAD_INPUTS
 from chestclip.training.finetune import FINETUNED, ImageClassifier, load_image_baseline
 from chestclip.training.pretrain import read_training_data
-from chestclip.training.probe import HEADS_DIR, load_head
+from chestclip.training.probe import load_head
+from chestclip.utils.device import model_device, resolve_device
 from chestclip.utils.io import atomic_path, atomic_write_json
+from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
-EXPLAIN_DIR = "explain"
 # The default per encoder family, measured on phantoms (README, Explanations): the only faithful
 # ViT method on a fine-tuned tiny ViT; the only CNN method.
 DEFAULT_METHODS = {"vit": "attention-gradcam", "cnn": "cnn-gradcam"}
@@ -72,43 +75,55 @@ class Explainer:
     info: dict[str, Any]
 
     @classmethod
-    def load(cls, run: str | Path, head: str = "multimodal") -> Explainer:
-        return cls.load_heads(run, [head])[head]
+    def load(
+        cls, run: str | Path, head: str = "multimodal", device: str | torch.device | None = None
+    ) -> Explainer:
+        return cls.load_heads(run, [head], device)[head]
 
     @classmethod
-    def load_heads(cls, run: str | Path, heads: Sequence[str]) -> dict[str, Explainer]:
-        """One explainer per head, all sharing one copy of the run's CLIP. ``image-finetuned``
-        is the fine-tuned image baseline (``chestclip baseline image``): its own encoder, with its
-        linear layer as the head."""
-        model, tokenizer = load_clip(run) if set(heads) - {FINETUNED} else (None, None)
+    def load_heads(
+        cls, run: str | Path, heads: Sequence[str], device: str | torch.device | None = None
+    ) -> dict[str, Explainer]:
+        """One explainer per head, all sharing one copy of the run's CLIP on ``device`` (default:
+        CUDA when available); a stale head (trained on other CLIP weights) is refused.
+        ``image-finetuned`` is the fine-tuned image baseline (``chestclip baseline image``): its
+        own encoder, with its linear layer as the head."""
+        layout, device = RunLayout(run), resolve_device(device)
+        model, tokenizer = load_clip(run, device) if set(heads) - {FINETUNED} else (None, None)
         explainers = {}
         for head in heads:
             if head == FINETUNED:
                 classifier, _ = load_image_baseline(run)
                 inputs = list(HEAD_INPUTS["image"])
                 info = {"name": FINETUNED, "kind": "image", "inputs": inputs, "text_fields": None}
-                explainers[head] = cls(classifier, None, classifier.classifier, info)
+                explainers[head] = cls(classifier.to(device), None, classifier.classifier, info)
                 continue
-            directory = Path(run) / HEADS_DIR / head
-            if not (directory / "head.json").is_file():
+            directory = layout.head(head)
+            if not (directory / HEAD_FILE).is_file():
                 raise ChestClipError(
-                    f"{run}: no head {head!r} in {HEADS_DIR}/; run `chestclip probe` first"
+                    f"{run}: no head {head!r} in {layout.heads.name}/; run `chestclip probe` first"
                 )
             loaded, info = load_head(directory)
+            layout.check_head(directory, info)
             if "image" not in info["inputs"]:
                 raise ChestClipError(
                     f"head {head!r} reads no image: choose a multimodal or image head"
                 )
-            explainers[head] = cls(model, tokenizer, loaded, info)
+            explainers[head] = cls(model, tokenizer, loaded.to(device), info)
         return explainers
 
     @property
     def needs_text(self) -> bool:
         return "text" in self.info["inputs"]
 
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
     def text_embedding(self, text: str, clean_mode: str) -> torch.Tensor:
         cleaned = clean_text(text, clean_mode)
-        return torch.from_numpy(encode_texts(self.model, self.tokenizer, [cleaned])[0])
+        embedding = encode_texts(self.model, self.tokenizer, [cleaned])[0]
+        return torch.from_numpy(embedding).to(self.device)
 
     def score(self, text_embedding: torch.Tensor | None, probability: bool = False):
         return head_score(self.model, self.head, self.info["kind"], text_embedding, 1, probability)
@@ -118,9 +133,9 @@ class Explainer:
             return float(self.score(text_embedding, probability=True)(pixels)[0])
 
 
-def as_pixels(image: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W] → float [1, 1, H, W] in [0, 1]."""
-    return torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
+def as_pixels(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 [H, W] → float [1, 1, H, W] in [0, 1], on ``device``."""
+    return torch.from_numpy(image.astype(np.float32) / 255.0)[None, None].to(device)
 
 
 def explain_image(
@@ -130,17 +145,20 @@ def explain_image(
     text: str | None = None,
     method: str | None = None,
     head: str | None = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """Heat map, overlay PNG and ROI shares for one image file (PNG/JPEG)."""
+    """Heat map, overlay PNG and ROI shares for one image file (PNG, JPEG or DICOM, read as
+    ``chestclip predict`` reads it); the model runs on ``device`` (default: CUDA when there)."""
     run, out = Path(run), Path(out)
-    explainer = Explainer.load(run, head or ("multimodal" if text else "image"))
+    explainer = Explainer.load(run, head or ("multimodal" if text else "image"), device)
     if explainer.needs_text and not text:
         raise ChestClipError(
             "the multimodal head needs --text (e.g. the indication); or use --head image"
         )
     prepared = read_training_data(run)
-    image = load_xray(str(image_file), explainer.model.image_encoder.image_size, prepared["resize"])
-    pixels = as_pixels(image)
+    size = explainer.model.image_encoder.image_size
+    image = read_xray_for_model(image_file, size, prepared["resize"])
+    pixels = as_pixels(image, explainer.device)
     text_embedding = (
         explainer.text_embedding(text, prepared["clean"]) if explainer.needs_text else None
     )
@@ -207,11 +225,14 @@ def explain_split(
     masks_dir: str | Path | None = None,
     threshold: float = 0.5,
     seed: int = 0,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """Explain the frontal images of ``split`` with every applicable method (or ``methods``)."""
-    run = Path(run)
-    out = Path(out) if out else run / EXPLAIN_DIR
-    explainer = Explainer.load(run, head)
+    """Explain the frontal images of ``split`` with every applicable method (or ``methods``),
+    on ``device`` (default: CUDA when available)."""
+    layout = RunLayout(run)
+    run = layout.root
+    out = Path(out) if out else layout.explain
+    explainer = Explainer.load(run, head, device)
     model = explainer.model
     data = PreparedData(data_dir)
     resize = data.summary["config"]["resize"]
@@ -220,8 +241,7 @@ def explain_split(
     table = data.split_images(split)
     texts = None
     if explainer.needs_text:
-        weights = resolve_clip_dir(run) / "model.safetensors"
-        cache = FeatureCache(run, model, explainer.tokenizer, data, weights)
+        cache = FeatureCache(run, model, explainer.tokenizer, data)
         texts = cache.texts(split, explainer.info["text_fields"])
     frontal = np.flatnonzero((table["projection"] == FRONTAL).to_numpy())
     frontal = frontal[:limit] if limit else frontal
@@ -231,12 +251,14 @@ def explain_split(
 
     rows, maps, pixels_of = [], {m: {} for m in methods}, {}
     faith = {m: [] for m in methods}
-    for position in frontal:
+    for position in tqdm(frontal, desc="explain", unit="image", leave=False, disable=None):
         record = table.iloc[position]
         image = np.asarray(data.array[record["row"]])
-        pixels = as_pixels(image)
+        pixels = as_pixels(image, explainer.device)
         pixels_of[position] = pixels
-        text_embedding = torch.from_numpy(texts[position]) if texts is not None else None
+        text_embedding = (
+            torch.from_numpy(texts[position]).to(explainer.device) if texts is not None else None
+        )
         probability = explainer.probability(pixels, text_embedding)
         mask = lesion_mask(masks_dir, record["image_id"], image.shape[0], resize)
         has_lesion = mask is not None and bool(mask.any())
@@ -325,7 +347,8 @@ def randomisation(
         positions = list(maps[method])[:n_images]
         randomised = []
         for position in positions:
-            text = torch.from_numpy(texts[position]) if texts is not None else None
+            text = None if texts is None else torch.from_numpy(texts[position])
+            text = None if text is None else text.to(model_device(model))
             randomised.append(explain(model, pixels_of[position], shuffled.score(text), method))
         result[method] = randomisation_check([maps[method][p] for p in positions], randomised)
     return result

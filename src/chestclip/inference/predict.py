@@ -29,9 +29,9 @@ from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.stage import Explainer, as_pixels, default_method
 from chestclip.retrieval.index import EmbeddingIndex, nearest_reports
-from chestclip.retrieval.stage import index_path
 from chestclip.training.pretrain import read_training_data
-from chestclip.training.probe import HEADS_DIR
+from chestclip.utils.device import model_device
+from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
 POSITIVE, NEGATIVE = "diseased", "normal"
 
@@ -73,7 +73,7 @@ class ImagePrediction:
 
 def validation_thresholds(run: Path) -> dict[str, float]:
     """Each head's decision threshold, chosen on validation data by ``chestclip evaluate``."""
-    path = run / "eval/metrics.json"
+    path = RunLayout(run).metrics
     if not path.is_file():
         return {}
     heads = json.loads(path.read_text())["heads"]
@@ -91,14 +91,15 @@ def reads_new_images(info: dict[str, Any], indication: bool) -> bool:
 
 def usable_heads(run: Path, with_indication: bool) -> list[str]:
     """The heads of ``run`` that can score a new image (given its indication, or not)."""
+    layout = RunLayout(run)
     names = []
-    for path in sorted((run / HEADS_DIR).glob("*/head.json")):
-        info = json.loads(path.read_text())
+    for directory in layout.head_dirs():
+        info = json.loads((directory / HEAD_FILE).read_text())
         if reads_new_images(info, with_indication):
             names.append(info["name"])
     if not names:
         raise ChestClipError(
-            f"{run}: no image-reading head in {HEADS_DIR}/; run `chestclip probe` first"
+            f"{run}: no image-reading head in {layout.heads.name}/; run `chestclip probe` first"
         )
     return names
 
@@ -125,11 +126,12 @@ class Predictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, run: str | Path) -> Predictor:
-        """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV)."""
+    def load(cls, run: str | Path, device: str | torch.device | None = None) -> Predictor:
+        """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV), the
+        model on ``device`` (default: CUDA when available). A stale head is refused."""
         run = Path(run)
-        explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True))
-        train_index = index_path(run, "train")
+        explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True), device)
+        train_index = RunLayout(run).retrieval_index("train")
         index = EmbeddingIndex.load(train_index) if (train_index / "index.json").is_file() else None
         return cls(run, explainers, validation_thresholds(run), read_training_data(run), index)
 
@@ -182,7 +184,7 @@ class Predictor:
         names = self.heads_for(indication)
         explainers = {name: self.explainers[name] for name in names}
         explained = next((name for name, e in explainers.items() if e.needs_text), names[0])
-        pixels = as_pixels(image)
+        pixels = as_pixels(image, model_device(self.model))
         with self._lock:
             text = (
                 explainers[explained].text_embedding(indication, self.training_data["clean"])
@@ -195,7 +197,7 @@ class Predictor:
                     for name, e in explainers.items()
                 }
                 embedding = (
-                    self.model.encode_image(pixels)[0].numpy()
+                    self.model.encode_image(pixels)[0].float().cpu().numpy()
                     if self.index is not None and drafts
                     else None
                 )
@@ -235,9 +237,11 @@ def predict_files(
     cam_dir: str | Path | None = None,
     method: str | None = None,
     drafts: int = 3,
+    device: str | torch.device | None = None,
 ) -> Iterator[Prediction]:
-    """Predict every file in turn; an unreadable file yields a Prediction with ``error``."""
-    predictor = Predictor.load(run)
+    """Predict every file in turn (on ``device``, default CUDA when available); an unreadable
+    file yields a Prediction with ``error``."""
+    predictor = Predictor.load(run, device)
     predictor.heads_for(indication)  # no head for this input: say so before reading any file
     for file in files:
         try:

@@ -57,11 +57,12 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     drafts: int = 3,
     predictor: Predictor | None = None,
+    device: str | None = None,
 ) -> FastAPI:
     """The app for ``run_dir`` (a run with probed heads; ``chestclip evaluate`` supplies the
-    thresholds, ``chestclip retrieve`` the index of training reports). ``predictor``: an already
-    loaded one for that run."""
-    predictor = predictor or Predictor.load(run_dir)
+    thresholds, ``chestclip retrieve`` the index of training reports), its model on ``device``
+    (default: CUDA when available). ``predictor``: an already loaded one for that run."""
+    predictor = predictor or Predictor.load(run_dir, device)
     card = model_card_facts(predictor.run)
     app = FastAPIOffline(
         title="chestclip",

@@ -30,9 +30,11 @@ def serve(
     port: int = 8000,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     log: Callable[[str], None] = print,
+    device: str | None = None,
 ) -> None:
-    """Load ``run_dir`` and serve the viewer until interrupted (Ctrl+C)."""
-    app = create_app(run_dir, max_upload_bytes)
+    """Load ``run_dir`` (the model on ``device``, default CUDA when available) and serve the
+    viewer until interrupted (Ctrl+C)."""
+    app = create_app(run_dir, max_upload_bytes, device=device)
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who can reach it can upload images")
     log(f"chestclip viewer for {Path(run_dir)} on http://{host}:{port} (research use only)")

@@ -69,5 +69,8 @@ def fit_keep_best(
     trainer.fit(module, train, val)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
-    shutil.rmtree(checkpoints)
+    # under DDP every rank reads rank 0's checkpoint (its directory is broadcast) before it goes
+    trainer.strategy.barrier("checkpoint read")
+    if trainer.is_global_zero:
+        shutil.rmtree(best.dirpath)
     return int(state["epoch"]), float(best.best_model_score)
