@@ -74,3 +74,20 @@ def test_the_finetuned_image_baseline_is_explained_like_a_head(prepared_phantoms
     assert method["images"] == 6 and method["empty_maps"] < 6
     assert method["randomisation_rank_correlation"] < 0.9
     assert (out / "gallery.png").is_file()
+
+
+def test_a_dicom_is_explained_as_its_png(explained, xray_files, tmp_path):
+    """`explain --image` reads DICOM (here MONOCHROME1, no extension) as `predict` does."""
+    from click.testing import CliRunner
+
+    from chestclip.cli import cli
+
+    run, _, _ = explained
+    png = explain_image(run, xray_files["png"], tmp_path / "png")
+    dicom = explain_image(run, xray_files["mono1"], tmp_path / "dicom")
+    assert dicom["probability_diseased"] == pytest.approx(png["probability_diseased"], abs=1e-4)
+    assert dicom["top_zones"] == png["top_zones"]
+    args = ["explain", "--run", str(run), "--image", str(xray_files["mono2"])]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "d_cnn-gradcam.png").is_file()
