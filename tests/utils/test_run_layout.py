@@ -100,10 +100,13 @@ def test_a_stale_head_is_refused_by_evaluate_and_predict(
 
     run = tmp_path / "run"
     shutil.copytree(evaluated_run, run)
+    layout = RunLayout(run)
     model, tokenizer = load_clip(run)
     with torch.no_grad():
         next(model.parameters()).add_(0.01)
-    save_clip(model, tokenizer, RunLayout(run).clip)
+    training_data = layout.training_data.read_bytes()  # save_clip writes the model files only
+    save_clip(model, tokenizer, layout.clip)
+    layout.training_data.write_bytes(training_data)
 
     with pytest.raises(StaleArtefactError, match="stale head"):
         evaluate(run, prepared_phantoms, load_run_config("tiny"), n_boot=0)
