@@ -110,15 +110,11 @@ def faithfulness_table(path: Path) -> str:
 
 def explanations_section(run: Path) -> str:
     """The explanation stage's results when it has run (RUN/explain/), else how to add them."""
-    explain_dir = RunLayout(run).explain
-    images = sorted(explain_dir.glob("*.png"))
+    layout = RunLayout(run)
+    images = sorted(layout.explain.glob("*.png"))
     if not images:
         return "<p>No explanations yet: <code>chestclip explain --run RUN ...</code> adds Grad-CAM examples here.</p>"
-    table = (
-        faithfulness_table(explain_dir / "faithfulness.json")
-        if (explain_dir / "faithfulness.json").is_file()
-        else ""
-    )
+    table = faithfulness_table(layout.faithfulness) if layout.faithfulness.is_file() else ""
     return table + "".join(figure(p, p.stem.replace("_", " ")) for p in images)
 
 
