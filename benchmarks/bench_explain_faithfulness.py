@@ -27,9 +27,10 @@ from chestclip.evaluation.metrics import format_with_ci
 from chestclip.explain.stage import explain_split
 from chestclip.explain.summary import summary_table
 from chestclip.phantom import generate_phantoms
-from chestclip.training.finetune import BASELINES_DIR, FINETUNED, finetune_image_baseline
+from chestclip.training.finetune import FINETUNED, finetune_image_baseline
 from chestclip.training.pretrain import pretrain
 from chestclip.training.probe import probe
+from chestclip.utils.run_layout import BASELINE_FILE, RunLayout
 
 
 def main() -> None:
@@ -45,18 +46,19 @@ def main() -> None:
     epochs = [f"pretrain.epochs={args.epochs}"]
     config = load_run_config("tiny-vit", epochs)
     source, prepared, run = args.out / "phantoms", args.out / "prepared", args.out / "run"
+    layout = RunLayout(run)
     if not source.exists():
         generate_phantoms(source, args.studies, 128, "kaggle", config.seed, args.visibility)
     if not prepared.exists():
         prepare_dataset(source, prepared, config.prepare)
-    if FINETUNED in heads and not (run / BASELINES_DIR / FINETUNED).exists():
+    if FINETUNED in heads and not layout.baseline(FINETUNED).exists():
         frontal = load_run_config("tiny-vit", [*epochs, "pretrain.views=frontal"])
         finetune_image_baseline(prepared, run, frontal)
-    if set(heads) - {FINETUNED} and not (run / "clip/model.safetensors").exists():
-        pretrain(prepared, run, config, resume=(run / "checkpoints/last.ckpt").exists())
+    if set(heads) - {FINETUNED} and not layout.clip_weights.exists():
+        pretrain(prepared, run, config, resume=layout.last_checkpoint.exists())
         probe(run, prepared, config)
     if FINETUNED in heads:
-        info = json.loads((run / BASELINES_DIR / FINETUNED / "info.json").read_text())
+        info = json.loads((layout.baseline(FINETUNED) / BASELINE_FILE).read_text())
         print(f"{FINETUNED}: validation AUC {info['val_auc']:.3f} (epoch {info['best_epoch']})")
     for head in heads:
         summary = explain_split(

@@ -24,6 +24,7 @@ from chestclip.explain import explain, head_score
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.inference.predict import predict_files
 from chestclip.models.heads import MLPHead
+from chestclip.utils.run_layout import RunLayout
 from full_size import random_paper_clip
 
 
@@ -56,7 +57,7 @@ def main() -> None:
             path = Path(tmp) / f"{i}.png"
             Image.fromarray(rng.integers(0, 255, (2048, 2048), dtype=np.uint8)).save(path)
             files.append(path)
-        if (args.run / "heads").is_dir():
+        if RunLayout(args.run).heads.is_dir():
             list(predict_files(args.run, files[:1]))  # warm-up
             start = time.perf_counter()
             results = list(predict_files(args.run, files, cam_dir=Path(tmp) / "cams"))

@@ -32,6 +32,7 @@ from chestclip.pipeline import run_demo
 from chestclip.serve import ServerThread, create_app
 from chestclip.serve.server import ServerProcess
 from chestclip.utils.memory import reset_peak, resident_bytes
+from chestclip.utils.run_layout import RunLayout
 
 
 def load(url: str, send: Callable[[httpx.Client], httpx.Response], clients: int, total: int):
@@ -107,7 +108,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run
-        if not (run / "heads").is_dir():
+        if not RunLayout(run).heads.is_dir():
             print(f"{run}: no trained run; building a small demo run (about a minute)")
             run = run_demo(Path(tmp) / "demo", studies=200, n_boot=0, log=lambda _: None).run
         generate_phantoms(Path(tmp) / "upload", studies=1, image_size=1024, seed=3)

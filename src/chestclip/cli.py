@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import click
 
 from chestclip.errors import ChestClipError
+from chestclip.utils.distributed import CALL_ENV
+from chestclip.utils.run_layout import RunLayout
 
 MAX_SKIPPED_SHOWN = 10
 RUN_OPTION = click.option(
@@ -45,6 +48,22 @@ BOOTSTRAP_OPTION = click.option(
     default=1000,
     show_default=True,
     help="Bootstrap resamples (over patients) for the 95% CIs.",
+)
+
+
+def checked_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--device`` must exist on this machine: checked before any work starts."""
+    if value is None:
+        return None
+    from chestclip.utils.device import resolve_device
+
+    return str(resolve_device(value))
+
+
+DEVICE_OPTION = click.option(
+    "--device",
+    callback=checked_device,
+    help="Where the model runs: cpu, cuda or cuda:N [cuda when available, else cpu].",
 )
 
 
@@ -217,9 +236,12 @@ def pretrain(
     """Contrastive CLIP pre-training on X-ray/report pairs (PyTorch Lightning)."""
     from chestclip.config import load_run_config
     from chestclip.training.pretrain import pretrain as run_pretrain
+    from chestclip.utils.distributed import is_leader
 
     config = load_run_config(config_file, list(overrides))
     result = run_pretrain(data_dir, out, config, resume=resume)
+    if not is_leader():  # a rank of a torchrun/srun launch: rank 0 reports
+        return
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
     shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch")
     click.echo(f"epoch {int(last.get('epoch', -1))}: {shown}")
@@ -237,23 +259,38 @@ def pretrain(
     help="both = the paper's multimodal head; all = multimodal, image-only and text-only.",
 )
 @click.option("--text-fields", help="Report sections for the text features [as prepared].")
+@click.option(
+    "--ablation",
+    multiple=True,
+    help="Also train the text-reading heads on these sections (repeatable) "
+    "[probe.ablation: indication].",
+)
+@click.option("--no-ablation", is_flag=True, help="No leakage-ablation heads.")
 @RUN_CONFIG_OPTION
 @OVERRIDES_OPTION
+@DEVICE_OPTION
 def probe(
     run_dir: Path,
     data_dir: Path,
     features: str,
     text_fields: str | None,
+    ablation: tuple[str, ...],
+    no_ablation: bool,
     config_file: str | None,
     overrides: tuple[str, ...],
+    device: str | None,
 ) -> None:
-    """Train MLP heads on frozen CLIP features (best epoch chosen on validation)."""
+    """Train MLP heads on frozen CLIP features (best epoch chosen on validation), and the
+    leakage-ablation heads on the indication alone."""
     from chestclip.training.probe import FEATURE_CHOICES
     from chestclip.training.probe import probe as run_probe
 
+    if ablation or no_ablation:
+        overrides = (*overrides, f"probe.ablation={[] if no_ablation else list(ablation)}")
     config = run_config(run_dir, config_file, overrides)
     fields = [f.strip() for f in text_fields.split(",")] if text_fields else None
-    for head in run_probe(run_dir, data_dir, config, FEATURE_CHOICES[features], fields):
+    heads = run_probe(run_dir, data_dir, config, FEATURE_CHOICES[features], fields, device)
+    for head in heads:
         click.echo(
             f"{head.name:28s} best epoch {head.best_epoch:3d}, validation AUC {head.val_auc:.3f}"
         )
@@ -269,29 +306,23 @@ def probe(
     show_default=True,
     help="Decision threshold chosen on validation (Youden's J) or fixed at 0.5.",
 )
-@click.option(
-    "--ablation",
-    multiple=True,
-    default=["indication"],
-    show_default=True,
-    help="Other text fields to evaluate side by side (repeatable; e.g. indication).",
-)
 @BOOTSTRAP_OPTION
 @RUN_CONFIG_OPTION
+@DEVICE_OPTION
 def evaluate(
     run_dir: Path,
     data_dir: Path,
     threshold: str,
-    ablation: tuple[str, ...],
     bootstrap: int,
     config_file: str | None,
+    device: str | None,
 ) -> None:
-    """Evaluate every head on the test split: metrics with CIs, plots, warnings."""
+    """Evaluate every head `probe` trained on the test split: metrics with CIs, plots,
+    warnings. Trains nothing; a stale head (of another CLIP) is refused."""
     from chestclip.evaluation.evaluate import evaluate as run_evaluate
 
     config = run_config(run_dir, config_file, ())
-    fields = [tuple(f.strip() for f in a.split(",")) for a in ablation if a]
-    document = run_evaluate(run_dir, data_dir, config, threshold, fields, bootstrap)
+    document = run_evaluate(run_dir, data_dir, config, threshold, bootstrap, device)
     print_metrics(document, Path(run_dir))
 
 
@@ -304,7 +335,7 @@ def print_metrics(document: dict, out: Path) -> None:
     print_comparisons(document.get("comparisons", []))
     for warning in document["warnings"]:
         click.echo(f"warning: {warning}")
-    click.echo(f"→ {out / 'eval/metrics.json'}")
+    click.echo(f"→ {RunLayout(out).metrics}")
 
 
 def print_comparisons(comparisons: list[dict]) -> None:
@@ -339,19 +370,28 @@ def report(run_dir: Path) -> None:
 )
 @click.option("--split", default="test", show_default=True)
 @BOOTSTRAP_OPTION
+@DEVICE_OPTION
 def zeroshot(
-    run_dir: Path, data_dir: Path, prompts: Path | None, split: str, bootstrap: int
+    run_dir: Path,
+    data_dir: Path,
+    prompts: Path | None,
+    split: str,
+    bootstrap: int,
+    device: str | None,
 ) -> None:
     """Zero-shot classification by prompt pairs (positive vs negative ensembles), AUC with CIs."""
     from chestclip.retrieval.stage import run_zero_shot
 
-    result = run_zero_shot(run_dir, data_dir, prompts, split, bootstrap)
+    precision = run_config(run_dir, None, ()).pretrain.precision
+    result = run_zero_shot(
+        run_dir, data_dir, prompts, split, bootstrap, device=device, precision=precision
+    )
     for name, task in result["tasks"].items():
         shown = (
             format_ci(task["roc_auc"]) if task["status"] == "ok" else f"skipped: {task['reason']}"
         )
         click.echo(f"{name:14s} ROC-AUC {shown}")
-    click.echo(f"→ {Path(run_dir) / 'zeroshot/metrics.json'}")
+    click.echo(f"→ {RunLayout(run_dir).zeroshot_metrics}")
 
 
 @cli.command()
@@ -364,13 +404,16 @@ def zeroshot(
 )
 @click.option("--split", default="test", show_default=True)
 @click.option(
-    "--image", type=click.Path(path_type=Path), help="Ad-hoc query: an X-ray file → top-k reports."
+    "--image",
+    type=click.Path(path_type=Path),
+    help="Ad-hoc query: an X-ray file (PNG, JPEG or DICOM) → top-k reports.",
 )
 @click.option("--text", help="Ad-hoc query: a report text → top-k images.")
 @click.option("-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option(
     "--drafts", is_flag=True, help="With --image: the k nearest TRAINING reports as drafts."
 )
+@DEVICE_OPTION
 def retrieve(
     run_dir: Path,
     data_dir: Path | None,
@@ -379,13 +422,15 @@ def retrieve(
     text: str | None,
     top_k: int,
     drafts: bool,
+    device: str | None,
 ) -> None:
     """Image↔report retrieval: Recall@1/5/10 and median rank on a split (with --data), or an
     ad-hoc --image / --text query against the saved index."""
     from chestclip.retrieval.stage import draft_reports, query, run_retrieval
 
     if data_dir is not None:
-        metrics = run_retrieval(run_dir, data_dir, split)
+        precision = run_config(run_dir, None, ()).pretrain.precision
+        metrics = run_retrieval(run_dir, data_dir, split, device, precision)
         for direction in ("image_to_report", "report_to_image"):
             values = metrics[direction]
             shown = "  ".join(
@@ -394,16 +439,18 @@ def retrieve(
             )
             click.echo(f"{direction:16s} {shown}  median rank {values['median_rank']:g}")
     if image is not None and drafts:
-        click.echo(draft_reports(run_dir, image, top_k).to_string(index=False))
+        click.echo(draft_reports(run_dir, image, top_k, device).to_string(index=False))
     elif image is not None or text is not None:
-        click.echo(query(run_dir, split, image, text, top_k).to_string(index=False))
+        click.echo(query(run_dir, split, image, text, top_k, device).to_string(index=False))
     elif data_dir is None:
         raise click.UsageError("give --data to evaluate retrieval, or --image/--text to query")
 
 
 @cli.command("explain")
 @RUN_OPTION
-@click.option("--image", type=click.Path(path_type=Path), help="One X-ray (PNG/JPEG) to explain.")
+@click.option(
+    "--image", type=click.Path(path_type=Path), help="One X-ray (PNG, JPEG or DICOM) to explain."
+)
 @click.option(
     "--text", help="With --image: the report text the multimodal head reads (e.g. the indication)."
 )
@@ -431,6 +478,7 @@ def retrieve(
     help="Lesion masks <image_id>_mask.png [SOURCE/masks].",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [RUN/explain].")
+@DEVICE_OPTION
 def explain_command(
     run_dir: Path,
     image: Path | None,
@@ -442,14 +490,16 @@ def explain_command(
     head: str | None,
     masks: Path | None,
     out: Path | None,
+    device: str | None,
 ) -> None:
     """Grad-CAM heat maps, ROI zone analysis and measured faithfulness."""
-    from chestclip.explain.stage import EXPLAIN_DIR, explain_image, explain_split
+    from chestclip.explain.stage import explain_image, explain_split
     from chestclip.explain.summary import summary_table
 
-    out = out or Path(run_dir) / EXPLAIN_DIR
+    out = out or RunLayout(run_dir).explain
     if image is not None:
-        result = explain_image(run_dir, image, out, text, methods[0] if methods else None, head)
+        method = methods[0] if methods else None
+        result = explain_image(run_dir, image, out, text, method, head, device)
         zones = ", ".join(result["top_zones"])
         probability = result["probability_diseased"]
         click.echo(f"P(diseased) {probability:.3f} · {result['method']} · top zones: {zones}")
@@ -458,7 +508,15 @@ def explain_command(
     if data_dir is None:
         raise click.UsageError("give --image FILE, or --data PREPARED for a batch")
     summary = explain_split(
-        run_dir, data_dir, split, limit, methods or None, head or "multimodal", out, masks
+        run_dir,
+        data_dir,
+        split,
+        limit,
+        methods or None,
+        head or "multimodal",
+        out,
+        masks,
+        device=device,
     )
     click.echo(summary_table(summary).to_string())
     click.echo(
@@ -477,12 +535,22 @@ def explain_command(
 )
 @BOOTSTRAP_OPTION
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite: bool) -> None:
+@DEVICE_OPTION
+def demo(
+    out: Path,
+    studies: int,
+    epochs: int | None,
+    bootstrap: int,
+    overwrite: bool,
+    device: str | None,
+) -> None:
     """The whole study on phantoms, offline, in a few minutes on a CPU: pre-training, heads,
     baselines, evaluation with CIs, explanations, zero-shot, retrieval, report.html."""
     from chestclip.pipeline import run_demo
 
-    result = run_demo(out, studies, epochs, bootstrap, overwrite=overwrite, log=click.echo)
+    result = run_demo(
+        out, studies, epochs, bootstrap, overwrite=overwrite, log=click.echo, device=device
+    )
     click.echo("\nROC-AUC on the test images (95% CI over patients), thresholds from validation:")
     print_metrics(result.metrics, result.run)
     best = result.explanations["default_method"]
@@ -520,6 +588,7 @@ def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON lines).")
 @MAX_MEGAPIXELS_OPTION
+@DEVICE_OPTION
 def predict(
     run_dir: Path,
     files: tuple[Path, ...],
@@ -529,6 +598,7 @@ def predict(
     drafts: int,
     as_json: bool,
     max_megapixels: float,
+    device: str | None,
 ) -> None:
     """P(diseased) for PNG, JPEG or DICOM files, with decisions, ROI zones and overlays."""
     import json
@@ -537,7 +607,8 @@ def predict(
 
     failed = 0
     max_pixels = int(max_megapixels * 1e6)
-    for result in predict_files(run_dir, files, indication, cam_dir, method, drafts, max_pixels):
+    results = predict_files(run_dir, files, indication, cam_dir, method, drafts, max_pixels, device)
+    for result in results:
         if result.error:
             failed += 1
             click.echo(f"chestclip: error: {result.error}", err=True)
@@ -596,6 +667,7 @@ def predict(
     help="A Host name clients use to reach the server, besides loopback (repeatable).",
 )
 @MAX_MEGAPIXELS_OPTION
+@DEVICE_OPTION
 def serve(
     run_dir: Path,
     host: str,
@@ -604,6 +676,7 @@ def serve(
     token: str | None,
     allow_hosts: tuple[str, ...],
     max_megapixels: float,
+    device: str | None,
 ) -> None:
     """Web viewer and JSON API: upload an X-ray, see P(diseased) per head, the heat map, its ROI
     zones and the nearest training reports (API docs at /docs)."""
@@ -618,6 +691,7 @@ def serve(
         token=token,
         allow_hosts=allow_hosts,
         max_pixels=int(max_megapixels * 1e6),
+        device=device,
     )
 
 
@@ -630,14 +704,34 @@ def serve(
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @OVERRIDES_OPTION
-def run_command(config_file: str, source: Path, out: Path, overrides: tuple[str, ...]) -> None:
-    """Every stage in order (prepare, pretrain, probe, evaluate, explain, report); stages whose
-    config and inputs are unchanged are skipped, and a killed run resumes where it stopped."""
+@BOOTSTRAP_OPTION
+@click.option(
+    "--explain-limit", type=click.IntRange(min=1), help="Explain at most this many test images."
+)
+@DEVICE_OPTION
+def run_command(
+    config_file: str,
+    source: Path,
+    out: Path,
+    overrides: tuple[str, ...],
+    bootstrap: int,
+    explain_limit: int | None,
+    device: str | None,
+) -> None:
+    """Every stage in order: prepare, pretrain, probe (with the leakage-ablation heads), the
+    fine-tuned image baseline, evaluate, explain, zero-shot, retrieve, report and model card,
+    each switchable off (`--set stages.explain=false`). Stages whose config and inputs are
+    unchanged are skipped, and a killed run resumes where it stopped. With DDP
+    (pretrain.devices > 1, or launched by torchrun/srun) training runs on every rank, the rest
+    once."""
     from chestclip.config import load_run_config
     from chestclip.pipeline import run_pipeline
+    from chestclip.utils.distributed import is_leader
 
-    run = run_pipeline(load_run_config(config_file, list(overrides)), source, out, log=click.echo)
-    click.echo(f"→ {run / 'report.html'}")
+    config = load_run_config(config_file, list(overrides))
+    run = run_pipeline(config, source, out, click.echo, bootstrap, explain_limit, device)
+    if is_leader():
+        click.echo(f"→ {RunLayout(run).report}")
 
 
 @cli.command()
@@ -761,9 +855,12 @@ def baseline_image(
     """The paper's image-only baseline: the image encoder fine-tuned end to end (same initial
     weights as CLIP's). `chestclip evaluate` then reports it beside the heads."""
     from chestclip.training.finetune import finetune_image_baseline
+    from chestclip.utils.distributed import is_leader
 
     config = run_config(run_dir, config_file, overrides)
-    click.echo(f"→ {finetune_image_baseline(data_dir, run_dir, config)}")
+    directory = finetune_image_baseline(data_dir, run_dir, config)
+    if is_leader():
+        click.echo(f"→ {directory}")
 
 
 @baseline.command("text")
@@ -808,7 +905,7 @@ def run_config(run_dir: Path, config_file: str | None, overrides: tuple[str, ...
     """The run's own resolved config unless another is named."""
     from chestclip.config import load_run_config
 
-    saved = Path(run_dir) / "config.yaml"
+    saved = RunLayout(run_dir).config
     return load_run_config(config_file or (saved if saved.is_file() else None), list(overrides))
 
 
@@ -819,6 +916,10 @@ def main() -> None:
     # a deprecation inside Lightning itself, printed on every step; nothing a user can act on
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     try:
+        if CALL_ENV in os.environ:  # maybe a DDP child Lightning re-executed this command as
+            from chestclip.pipeline import join_spawned_call
+
+            join_spawned_call()
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from chestclip.errors import ChestClipError
 from chestclip.utils.io import atomic_write_text
@@ -138,6 +145,56 @@ class ProbeConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(25, ge=1)
+    # the leakage ablation: text-reading heads also trained on each of these report sections
+    # (indication only: known before the image is read); [] trains none
+    ablation: tuple[tuple[str, ...], ...] = (("indication",),)
+
+    @field_validator("ablation", mode="before")
+    @classmethod
+    def _comma_lists(cls, value: Any) -> Any:
+        """``[indication, "indication,history"]``: each item one comma-separated field list."""
+        if isinstance(value, str):
+            value = [value]
+        return tuple(
+            tuple(f.strip() for f in item.split(",") if f.strip())
+            if isinstance(item, str)
+            else item
+            for item in value
+        )
+
+
+class StagesConfig(_Section):
+    """Which stages ``chestclip run`` runs after ``prepare`` (all by default); a stage switched
+    off has its outputs removed, so the report never shows results of an older config."""
+
+    pretrain: bool = True
+    probe: bool = True
+    baseline: bool = True  # the paper's fine-tuned image-only comparison
+    evaluate: bool = True
+    explain: bool = True
+    zeroshot: bool = True
+    retrieve: bool = True
+    report: bool = True
+
+    @model_validator(mode="after")
+    def _needs_what_it_reads(self) -> StagesConfig:
+        for stage, needed in STAGE_NEEDS.items():
+            missing = [n for n in needed if getattr(self, stage) and not getattr(self, n)]
+            if missing:
+                needed = missing[0]
+                raise ValueError(f"{stage} needs {needed}: switch {needed} on or {stage} off")
+        return self
+
+
+# what each stage reads that an earlier switchable stage writes
+STAGE_NEEDS = {
+    "probe": ("pretrain",),
+    "evaluate": ("probe",),
+    "explain": ("probe",),
+    "zeroshot": ("pretrain",),
+    "retrieve": ("pretrain",),
+    "report": ("evaluate",),
+}
 
 
 class RunConfig(_Section):
@@ -148,6 +205,7 @@ class RunConfig(_Section):
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     probe: ProbeConfig = ProbeConfig()
+    stages: StagesConfig = StagesConfig()
 
 
 def load_run_config(source: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:

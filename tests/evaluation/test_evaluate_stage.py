@@ -120,7 +120,7 @@ def test_threshold_ignores_test_labels(evaluated_run, prepared_phantoms, tmp_pat
     images.to_csv(permuted / "images.csv", index=False)
     other_run = tmp_path / "run"
     shutil.copytree(run, other_run)
-    again = evaluate(other_run, permuted, load_run_config("tiny"), ablation_fields=(), n_boot=0)
+    again = evaluate(other_run, permuted, load_run_config("tiny"), n_boot=0)
     for name in ("multimodal", "image", "text"):
         assert again["heads"][name]["threshold"] == document["heads"][name]["threshold"]
 
@@ -134,8 +134,6 @@ def test_finetuned_baseline_joins_the_evaluation(evaluated_run, prepared_phantom
     finetune_image_baseline(
         prepared_phantoms, other_run, load_run_config("tiny", ["pretrain.epochs=2"])
     )
-    document = evaluate(
-        other_run, prepared_phantoms, load_run_config("tiny"), ablation_fields=(), n_boot=0
-    )
+    document = evaluate(other_run, prepared_phantoms, load_run_config("tiny"), n_boot=0)
     assert document["heads"]["image-finetuned"]["features"] == "image (fine-tuned)"
     assert document["heads"]["image-finetuned"]["text_fields"] is None

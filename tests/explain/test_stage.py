@@ -187,3 +187,20 @@ def test_a_split_without_frontal_images_is_explained_on_every_view(
     assert recorded["views"] == summary["views"] == "all"
     assert "no frontal image" in recorded["warning"]
     assert summary["methods"]["cnn-gradcam"]["images"] == 4
+
+
+def test_a_dicom_is_explained_as_its_png(explained, xray_files, tmp_path):
+    """`explain --image` reads DICOM (here MONOCHROME1, no extension) as `predict` does."""
+    from click.testing import CliRunner
+
+    from chestclip.cli import cli
+
+    run, _, _ = explained
+    png = explain_image(run, xray_files["png"], tmp_path / "png")
+    dicom = explain_image(run, xray_files["mono1"], tmp_path / "dicom")
+    assert dicom["probability_diseased"] == pytest.approx(png["probability_diseased"], abs=1e-4)
+    assert dicom["top_zones"] == png["top_zones"]
+    args = ["explain", "--run", str(run), "--image", str(xray_files["mono2"])]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "d_cnn-gradcam.png").is_file()

@@ -52,3 +52,14 @@ def test_zero_shot_stage_writes_metrics_and_plot(trained_run, prepared_phantoms,
     assert json.loads((run / "zeroshot/metrics.json").read_text())["split"] == "test"
     assert result["tasks"]["abnormal"]["status"] == "ok"
     assert (run / "plots/zeroshot_auc.png").is_file()
+
+
+def test_dicom_queries_and_drafts_match_their_png(retrieval_run, xray_files):
+    """`retrieve --image` (and `--drafts`) read DICOM as `predict` does."""
+    run, _ = retrieval_run
+    png = query(run, "test", image=xray_files["png"], k=3)
+    dicom = query(run, "test", image=xray_files["mono2"], k=3)
+    assert dicom["uid"].tolist() == png["uid"].tolist()
+    assert dicom["similarity"].to_numpy() == pytest.approx(png["similarity"].to_numpy(), abs=1e-4)
+    drafts = draft_reports(run, xray_files["mono1"], k=2)
+    assert drafts["uid"].tolist() == draft_reports(run, xray_files["png"], k=2)["uid"].tolist()

@@ -1,5 +1,7 @@
 """``chestclip evaluate``: every trained head (and the bag-of-words baseline) on the test split,
-thresholds chosen on validation, bootstrap CIs over patients, per image and per study.
+thresholds chosen on validation, bootstrap CIs over patients, per image and per study. It only
+scores: heads come from ``chestclip probe``, and a stale one (trained on other CLIP weights or
+another prepared dataset) is refused.
 
 Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
 ``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/``.
@@ -36,10 +38,11 @@ from chestclip.evaluation.figures import (
 )
 from chestclip.evaluation.metrics import evaluate_head, format_difference, reliability_bins
 from chestclip.evaluation.schema import SCHEMA_VERSION, validate_metrics
-from chestclip.models import load_clip, resolve_clip_dir
-from chestclip.training.finetune import BASELINES_DIR
-from chestclip.training.probe import HEADS_DIR, head_features, head_name, load_head, probe
+from chestclip.models import load_clip
+from chestclip.training.probe import head_features, load_head
+from chestclip.utils.device import model_device, resolve_device
 from chestclip.utils.io import atomic_path, atomic_write_json
+from chestclip.utils.run_layout import BASELINE_FILE, RunLayout
 
 EVAL_SPLITS = ("val", "test")
 LEAK_WARNING = (
@@ -53,13 +56,16 @@ BELOW_BASELINE_WARNING = (
 )
 
 
-def head_scores(cache: FeatureCache, directory: Path, split: str) -> np.ndarray:
-    """P(diseased) per image of ``split`` from a saved head."""
-    head, info = load_head(directory)
+def head_scores(
+    cache: FeatureCache, head: torch.nn.Module, info: dict[str, Any], split: str
+) -> np.ndarray:
+    """P(diseased) per image of ``split`` from a loaded head, on the cache's model's device."""
     fields = info["text_fields"] if info["kind"] != "image" else None
     features = head_features(cache, info["kind"], split, tuple(fields) if fields else None)
+    device = model_device(cache.model)
     with torch.no_grad():
-        return head(torch.from_numpy(features).float()).softmax(-1)[:, 1].numpy()
+        inputs = torch.from_numpy(features).float().to(device)
+        return head.to(device)(inputs).softmax(-1)[:, 1].cpu().numpy()
 
 
 def baseline_for(data: PreparedData, fields: Sequence[str], seed: int) -> dict[str, np.ndarray]:
@@ -77,21 +83,28 @@ def baseline_for(data: PreparedData, fields: Sequence[str], seed: int) -> dict[s
 
 
 def score_frozen_heads(
-    run: Path, data: PreparedData, frames: dict[str, pd.DataFrame]
+    layout: RunLayout,
+    data: PreparedData,
+    frames: dict[str, pd.DataFrame],
+    device: torch.device,
+    precision: str,
 ) -> dict[str, dict]:
-    """Add every RUN/heads/* head's P(diseased) to ``frames``; return each head's provenance."""
-    head_dirs = sorted(p.parent for p in (run / HEADS_DIR).glob("*/head.json"))
+    """Add every RUN/heads/* head's P(diseased) to ``frames``; return each head's provenance.
+    Every head is checked against the run's CLIP and ``data`` before any is scored."""
+    head_dirs = layout.head_dirs()
     if not head_dirs:
         raise ChestClipError(
-            f"{run}: no trained heads in {HEADS_DIR}/; run `chestclip probe` first"
+            f"{layout.root}: no trained heads in {layout.heads.name}/; run `chestclip probe` first"
         )
-    model, tokenizer = load_clip(run)
-    cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
+    loaded = [load_head(directory) for directory in head_dirs]
+    for directory, (_, info) in zip(head_dirs, loaded, strict=True):
+        layout.check_head(directory, info, data.root)
+    model, tokenizer = load_clip(layout.root, device)
+    cache = FeatureCache(layout.root, model, tokenizer, data, precision)
     heads = {}
-    for directory in head_dirs:
-        _, info = load_head(directory)
+    for head, info in loaded:
         for split in EVAL_SPLITS:
-            frames[split][info["name"]] = head_scores(cache, directory, split)
+            frames[split][info["name"]] = head_scores(cache, head, info, split)
         heads[info["name"]] = {
             "features": "+".join(info["inputs"]),
             "text_fields": info["text_fields"],
@@ -99,10 +112,16 @@ def score_frozen_heads(
     return heads
 
 
-def score_finetuned(run: Path, frames: dict[str, pd.DataFrame]) -> dict[str, dict]:
-    """Add the end-to-end fine-tuned image baseline(s) in RUN/baselines/*/scores.csv."""
+def score_finetuned(
+    layout: RunLayout, data: PreparedData, frames: dict[str, pd.DataFrame]
+) -> dict[str, dict]:
+    """Add the end-to-end fine-tuned image baseline(s) in RUN/baselines/*/scores.csv, each
+    checked to be trained on ``data``."""
     heads = {}
-    for path in sorted((run / BASELINES_DIR).glob("*/scores.csv")):
+    for path in sorted(layout.baselines.glob("*/scores.csv")):
+        info_file = path.parent / BASELINE_FILE
+        info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+        layout.check_baseline(path.parent, info, data.root)
         scores = pd.read_csv(path, dtype={"image_id": str}).set_index("image_id")["score"]
         name = path.parent.name
         for split in EVAL_SPLITS:
@@ -183,10 +202,11 @@ def write_evaluation(
     problems = validate_metrics(document)
     if problems:
         raise RuntimeError(f"metrics.json does not match its schema: {problems[:3]}")
-    atomic_write_json(out / "eval/metrics.json", document)
-    with atomic_path(out / "eval/predictions.csv") as tmp:
+    layout = RunLayout(out)
+    atomic_write_json(layout.metrics, document)
+    with atomic_path(layout.predictions) as tmp:
         pd.concat([frames[s] for s in EVAL_SPLITS]).to_csv(tmp, index=False)
-    write_figures(out / "plots", frames["test"], results)
+    write_figures(layout, frames["test"], results)
     return document
 
 
@@ -195,22 +215,22 @@ def evaluate(
     data_dir: str | Path,
     config: RunConfig,
     threshold_method: str = "youden",
-    ablation_fields: Sequence[Sequence[str]] = (("indication",),),
     n_boot: int = 1000,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every head of a run — frozen-CLIP heads (training the leakage-ablation heads on
-    ``ablation_fields`` first when missing), the fine-tuned image baseline when present, and a
-    bag-of-words baseline for every text the heads read."""
-    run = Path(run)
+    """Evaluate every head of a run — the frozen-CLIP heads ``chestclip probe`` trained (the
+    leakage-ablation ones included), the fine-tuned image baseline when present, and a
+    bag-of-words baseline for every text the heads read. Features are computed on ``device``
+    (default: CUDA when available). Trains nothing: a missing or stale head is an error."""
+    layout = RunLayout(run)
     data = PreparedData(data_dir)
-    for fields in ablation_fields:
-        if not (run / HEADS_DIR / head_name("multimodal", fields)).is_dir():
-            probe(run, data_dir, config, kinds=("multimodal", "text"), text_fields=fields)
     frames = empty_frames(data)
-    heads = score_frozen_heads(run, data, frames) | score_finetuned(run, frames)
+    heads = score_frozen_heads(
+        layout, data, frames, resolve_device(device), config.pretrain.precision
+    ) | score_finetuned(layout, data, frames)
     text_fields = [h["text_fields"] for h in heads.values() if h["text_fields"]]
     heads |= score_text_baselines(data, frames, text_fields, config.seed)
-    return write_evaluation(run, data, frames, heads, threshold_method, n_boot, config.seed)
+    return write_evaluation(layout.root, data, frames, heads, threshold_method, n_boot, config.seed)
 
 
 def evaluate_text_baselines(
@@ -233,7 +253,7 @@ def evaluate_text_baselines(
 def validation_thresholds(run: str | Path) -> dict[str, float]:
     """Each head's decision threshold, chosen on validation data by ``chestclip evaluate``
     (empty before the run is evaluated)."""
-    path = Path(run) / "eval/metrics.json"
+    path = RunLayout(run).metrics
     if not path.is_file():
         return {}
     heads = json.loads(path.read_text())["heads"]
@@ -260,18 +280,18 @@ def below_baseline_warnings(comparisons: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def write_figures(plots: Path, test: pd.DataFrame, heads: dict[str, dict[str, Any]]) -> None:
+def write_figures(layout: RunLayout, test: pd.DataFrame, heads: dict[str, dict[str, Any]]) -> None:
     """ROC curves, confusion matrices, modality bars (the paper's Fig. 7) and reliability."""
     labels = test["label"].to_numpy()
-    plot_roc_curves({n: (labels, test[n].to_numpy()) for n in heads}, plots / "roc.png")
+    plot_roc_curves({n: (labels, test[n].to_numpy()) for n in heads}, layout.plot("roc"))
     plot_confusion_matrices(
-        {n: r["levels"]["image"]["confusion"] for n, r in heads.items()}, plots / "confusion.png"
+        {n: r["levels"]["image"]["confusion"] for n, r in heads.items()}, layout.plot("confusion")
     )
     aucs = {}
     for name, result in heads.items():
         metric = result["levels"]["image"]["metrics"]["roc_auc"]
         aucs[name] = (metric["value"], metric["ci_low"], metric["ci_high"])
-    plot_modality_bars(aucs, plots / "modality_auc.png")
+    plot_modality_bars(aucs, layout.plot("modality_auc"))
     plot_reliability(
-        {n: reliability_bins(labels, test[n].to_numpy()) for n in heads}, plots / "reliability.png"
+        {n: reliability_bins(labels, test[n].to_numpy()) for n in heads}, layout.plot("reliability")
     )

@@ -3,47 +3,68 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from chestclip.data import PreparedData
 from chestclip.data.text import build_text
 from chestclip.models import ChestCLIP
+from chestclip.utils.device import inference_precision, model_device
 from chestclip.utils.io import atomic_path
+from chestclip.utils.run_layout import RunLayout
+
+
+def batch_starts(total: int, batch_size: int, what: str) -> tqdm:
+    """Batch offsets with a progress bar (shown on a terminal only, for more than a few batches)."""
+    return tqdm(
+        range(0, total, batch_size),
+        desc=what,
+        unit="batch",
+        leave=False,
+        disable=None if total > 4 * batch_size else True,
+    )
 
 
 @torch.no_grad()
-def encode_images(model: ChestCLIP, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """uint8 [N, S, S] → unit-norm embeddings float32 [N, D]."""
-    device = next(model.parameters()).device
+def encode_images(
+    model: ChestCLIP, pixels: np.ndarray, batch_size: int = 64, precision: str = "32-true"
+) -> np.ndarray:
+    """uint8 [N, S, S] → unit-norm embeddings float32 [N, D], in batches on the model's device
+    (autocast there as ``precision`` says: see ``inference_precision``)."""
+    device = model_device(model)
     parts = []
-    for start in range(0, len(pixels), batch_size):
-        batch = torch.from_numpy(
-            np.asarray(pixels[start : start + batch_size], dtype=np.float32) / 255.0
-        )
-        parts.append(model.encode_image(batch[:, None].to(device)).float().cpu())
+    with inference_precision(device, precision):
+        for start in batch_starts(len(pixels), batch_size, "image features"):
+            batch = torch.from_numpy(
+                np.asarray(pixels[start : start + batch_size], dtype=np.float32) / 255.0
+            )
+            parts.append(model.encode_image(batch[:, None].to(device)).float().cpu())
     return torch.cat(parts).numpy() if parts else np.zeros((0, model.config.embed_dim), np.float32)
 
 
 @torch.no_grad()
-def encode_texts(model: ChestCLIP, tokenizer, texts: list[str], batch_size: int = 64) -> np.ndarray:
+def encode_texts(
+    model: ChestCLIP, tokenizer, texts: list[str], batch_size: int = 64, precision: str = "32-true"
+) -> np.ndarray:
     """Texts → unit-norm embeddings float32 [N, D] (each distinct text encoded once)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     unique = sorted(set(texts))
     parts = []
-    for start in range(0, len(unique), batch_size):
+    for start in batch_starts(len(unique), batch_size, "text features"):
         tokens = tokenizer(
             unique[start : start + batch_size], padding=True, truncation=True,
             max_length=model.config.max_text_length, return_tensors="pt",
         )  # fmt: skip
-        parts.append(
-            model.encode_text(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
-            .float()
-            .cpu()
-        )
+        with inference_precision(device, precision):
+            embedded = model.encode_text(
+                tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
+            )
+        parts.append(embedded.float().cpu())
     table = torch.cat(parts).numpy() if parts else np.zeros((0, model.config.embed_dim), np.float32)
     index = {text: i for i, text in enumerate(unique)}
     return table[[index[t] for t in texts]] if texts else table
@@ -60,16 +81,22 @@ def texts_for(data: PreparedData, fields: tuple[str, ...] | None) -> pd.Series:
 
 
 class FeatureCache:
-    """``RUN/features/``: image and text embeddings per split, keyed to the model's weights so a
-    retrained CLIP never reuses stale features."""
+    """``RUN/features/``: image and text embeddings per split, keyed to the run's features
+    fingerprint (CLIP weights and prepared dataset), so a retrained CLIP never reuses stale
+    features. ``model`` is the run's CLIP, on the device features are computed on."""
 
     def __init__(
-        self, run: str | Path, model: ChestCLIP, tokenizer, data: PreparedData, weights: Path
+        self,
+        run: str | Path,
+        model: ChestCLIP,
+        tokenizer,
+        data: PreparedData,
+        precision: str = "32-true",
     ):
-        self.root = Path(run) / "features"
-        self.model, self.tokenizer, self.data = model, tokenizer, data
-        stat = weights.stat()
-        key = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{data.summary.get('created')}"
+        layout = RunLayout(run)
+        self.root = layout.features
+        self.model, self.tokenizer, self.data, self.precision = model, tokenizer, data, precision
+        key = json.dumps(layout.features_fingerprint(data.root), sort_keys=True)
         self.fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def _cached(self, name: str, compute) -> np.ndarray:
@@ -87,7 +114,8 @@ class FeatureCache:
         """[N_split_images, D] in ``data.split_images(split)`` order."""
         rows = self.data.split_images(split)["row"].to_numpy()
         return self._cached(
-            f"image_{split}", lambda: encode_images(self.model, self.data.array[rows])
+            f"image_{split}",
+            lambda: encode_images(self.model, self.data.array[rows], precision=self.precision),
         )
 
     def texts(self, split: str, fields: tuple[str, ...] | None = None) -> np.ndarray:
@@ -95,4 +123,6 @@ class FeatureCache:
         per_study = texts_for(self.data, fields)
         texts = per_study.loc[self.data.split_images(split)["uid"]].tolist()
         name = "text_" + ("+".join(fields) if fields else "prepared") + f"_{split}"
-        return self._cached(name, lambda: encode_texts(self.model, self.tokenizer, texts))
+        return self._cached(
+            name, lambda: encode_texts(self.model, self.tokenizer, texts, precision=self.precision)
+        )

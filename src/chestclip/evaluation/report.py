@@ -13,6 +13,7 @@ from chestclip.errors import ChestClipError
 from chestclip.evaluation.metrics import format_difference, metric_parts
 from chestclip.explain.summary import summary_table
 from chestclip.utils.io import atomic_write_text
+from chestclip.utils.run_layout import RunLayout
 
 REPORT_METRICS = (
     ("roc_auc", "ROC-AUC"),
@@ -140,15 +141,11 @@ def faithfulness_table(path: Path) -> str:
 
 def explanations_section(run: Path) -> str:
     """The explanation stage's results when it has run (RUN/explain/), else how to add them."""
-    explain_dir = run / "explain"
-    images = sorted(explain_dir.glob("*.png"))
+    layout = RunLayout(run)
+    images = sorted(layout.explain.glob("*.png"))
     if not images:
         return "<p>No explanations yet: <code>chestclip explain --run RUN ...</code> adds Grad-CAM examples here.</p>"
-    table = (
-        faithfulness_table(explain_dir / "faithfulness.json")
-        if (explain_dir / "faithfulness.json").is_file()
-        else ""
-    )
+    table = faithfulness_table(layout.faithfulness) if layout.faithfulness.is_file() else ""
     return table + "".join(figure(p, p.stem.replace("_", " ")) for p in images)
 
 
@@ -167,16 +164,14 @@ def sweep_notice(run: Path, leaderboard: Path | None) -> str:
 def write_report(run: str | Path, leaderboard: str | Path | None = None) -> Path:
     """Render RUN/report.html from RUN/eval/metrics.json, RUN/plots, RUN/config.yaml, RUN/env.json;
     ``leaderboard``: the sweep that chose this run, linked from the page."""
-    run = Path(run)
-    metrics_path = run / "eval/metrics.json"
-    if not metrics_path.is_file():
-        raise ChestClipError(f"{run}: no eval/metrics.json; run `chestclip evaluate` first")
-    metrics = json.loads(metrics_path.read_text())
-    env = json.loads((run / "env.json").read_text()) if (run / "env.json").is_file() else {}
-    config = (
-        (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else "(not recorded)"
-    )
-    plots = [p for p in sorted((run / "plots").glob("*.png"))]
+    layout = RunLayout(run)
+    run = layout.root
+    if not layout.metrics.is_file():
+        raise ChestClipError(f"{layout.metrics}: missing; run `chestclip evaluate` first")
+    metrics = json.loads(layout.metrics.read_text())
+    env = json.loads(layout.env.read_text()) if layout.env.is_file() else {}
+    config = layout.config.read_text() if layout.config.is_file() else "(not recorded)"
+    plots = sorted(layout.plots.glob("*.png"))
     ordered = sorted(
         plots, key=lambda p: list(FIGURE_TITLES).index(p.name) if p.name in FIGURE_TITLES else 99
     )
@@ -208,5 +203,5 @@ do not settle it.</p>
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>chestclip report</title>"
         f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
     )
-    atomic_write_text(run / "report.html", page)
-    return run / "report.html"
+    atomic_write_text(layout.report, page)
+    return layout.report

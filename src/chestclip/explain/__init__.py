@@ -9,7 +9,7 @@ gradients and post-processing live in ``base``), the target score as an argument
 
 Typical use::
 
-    head, info = load_head(run / "heads/multimodal")
+    head, info = load_head(RunLayout(run).head("multimodal"))
     score = head_score(model.eval(), head, info["kind"], text_embedding, target=1)
     heatmap = explain(model, pixels, score, "attention-gradcam")  # [H, W] in [0, 1]
     masses = zone_masses(heatmap)  # {zone: share of the map's mass}, summing to 1

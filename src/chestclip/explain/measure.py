@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from chestclip.data import PreparedData
 from chestclip.data.dataset import fallback_note
@@ -37,7 +38,6 @@ from chestclip.explain.faithfulness import (
 from chestclip.explain.lexicon import agreement, mentioned_zones
 from chestclip.explain.registry import explain
 from chestclip.explain.roi import top_zones, zone_masses
-from chestclip.models import resolve_clip_dir
 
 if TYPE_CHECKING:
     from chestclip.explain.stage import Explainer
@@ -45,9 +45,9 @@ if TYPE_CHECKING:
 FAITHFULNESS_STEPS = 16
 
 
-def as_pixels(image: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W] → float [1, 1, H, W] in [0, 1]."""
-    return torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
+def as_pixels(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 [H, W] → float [1, 1, H, W] in [0, 1], on ``device``."""
+    return torch.from_numpy(image.astype(np.float32) / 255.0)[None, None].to(device)
 
 
 def lesion_mask(masks_dir: Path | None, image_id: str, size: int, resize: str) -> np.ndarray | None:
@@ -71,9 +71,12 @@ class SplitMaps:
     pixels: dict[int, torch.Tensor]
     texts: np.ndarray | None
     fallback: str | None = None  # why every view was explained: the split has no frontal image
+    device: torch.device | str = "cpu"  # the explained model's
 
     def text(self, position: int) -> torch.Tensor | None:
-        return torch.from_numpy(self.texts[position]) if self.texts is not None else None
+        if self.texts is None:
+            return None
+        return torch.from_numpy(self.texts[position]).to(self.device)
 
 
 def measure_split(
@@ -93,8 +96,7 @@ def measure_split(
     table = data.split_images(split)
     texts = None
     if explainer.needs_text:
-        weights = resolve_clip_dir(run) / "model.safetensors"
-        cache = FeatureCache(run, model, explainer.tokenizer, data, weights)
+        cache = FeatureCache(run, model, explainer.tokenizer, data)
         texts = cache.texts(split, explainer.info["text_fields"])
     projection = data.view_filter("frontal", [split], "explain")
     selected = np.arange(len(table))
@@ -105,15 +107,16 @@ def measure_split(
         raise ChestClipError(f"{data.root}: no images in split {split!r} to explain")
     findings = table["uid"].map(data.studies.set_index("uid")["findings"])
     fallback = None if projection else fallback_note(data.root, [split], "explain")
-    measured = SplitMaps(
-        split, table, pd.DataFrame(), {m: {} for m in methods}, {}, texts, fallback
-    )
+    maps: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
+    measured = SplitMaps(split, table, pd.DataFrame(), maps, {}, texts, fallback, explainer.device)
 
     rows = []
-    for position in selected:
+    for position in tqdm(
+        selected, desc=f"explain {split}", unit="image", leave=False, disable=None
+    ):
         record = table.iloc[position]
         image = np.asarray(data.array[record["row"]])
-        pixels = measured.pixels[position] = as_pixels(image)
+        pixels = measured.pixels[position] = as_pixels(image, explainer.device)
         text_embedding = measured.text(position)
         probability = explainer.probability(pixels, text_embedding)
         mask = lesion_mask(masks_dir, record["image_id"], image.shape[0], resize)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from chestclip.data import PreparedData
-from chestclip.data.images import load_xray
+from chestclip.data.readers import read_xray_for_model
 from chestclip.data.text import section_text
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import validation_thresholds
@@ -47,10 +47,11 @@ from chestclip.models import ChestCLIP, load_clip
 from chestclip.models.heads import HEAD_INPUTS
 from chestclip.training.finetune import FINETUNED, ImageClassifier, load_image_baseline
 from chestclip.training.pretrain import read_training_data
-from chestclip.training.probe import HEADS_DIR, load_head
+from chestclip.training.probe import load_head
+from chestclip.utils.device import model_device, resolve_device
 from chestclip.utils.io import atomic_path, atomic_write_json
+from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
-EXPLAIN_DIR = "explain"
 # The default per encoder family, measured on phantoms (README, Explanations): the only faithful
 # ViT method on a fine-tuned tiny ViT; the only CNN method.
 DEFAULT_METHODS = {"vit": "attention-gradcam", "cnn": "cnn-gradcam"}
@@ -74,43 +75,55 @@ class Explainer:
     info: dict[str, Any]
 
     @classmethod
-    def load(cls, run: str | Path, head: str = "multimodal") -> Explainer:
-        return cls.load_heads(run, [head])[head]
+    def load(
+        cls, run: str | Path, head: str = "multimodal", device: str | torch.device | None = None
+    ) -> Explainer:
+        return cls.load_heads(run, [head], device)[head]
 
     @classmethod
-    def load_heads(cls, run: str | Path, heads: Sequence[str]) -> dict[str, Explainer]:
-        """One explainer per head, all sharing one copy of the run's CLIP. ``image-finetuned``
-        is the fine-tuned image baseline (``chestclip baseline image``): its own encoder, with its
-        linear layer as the head."""
-        model, tokenizer = load_clip(run) if set(heads) - {FINETUNED} else (None, None)
+    def load_heads(
+        cls, run: str | Path, heads: Sequence[str], device: str | torch.device | None = None
+    ) -> dict[str, Explainer]:
+        """One explainer per head, all sharing one copy of the run's CLIP on ``device`` (default:
+        CUDA when available); a stale head (trained on other CLIP weights) is refused.
+        ``image-finetuned`` is the fine-tuned image baseline (``chestclip baseline image``): its
+        own encoder, with its linear layer as the head."""
+        layout, device = RunLayout(run), resolve_device(device)
+        model, tokenizer = load_clip(run, device) if set(heads) - {FINETUNED} else (None, None)
         explainers = {}
         for head in heads:
             if head == FINETUNED:
                 classifier, _ = load_image_baseline(run)
                 inputs = list(HEAD_INPUTS["image"])
                 info = {"name": FINETUNED, "kind": "image", "inputs": inputs, "text_fields": None}
-                explainers[head] = cls(classifier, None, classifier.classifier, info)
+                explainers[head] = cls(classifier.to(device), None, classifier.classifier, info)
                 continue
-            directory = Path(run) / HEADS_DIR / head
-            if not (directory / "head.json").is_file():
+            directory = layout.head(head)
+            if not (directory / HEAD_FILE).is_file():
                 raise ChestClipError(
-                    f"{run}: no head {head!r} in {HEADS_DIR}/; run `chestclip probe` first"
+                    f"{run}: no head {head!r} in {layout.heads.name}/; run `chestclip probe` first"
                 )
             loaded, info = load_head(directory)
+            layout.check_head(directory, info)
             if "image" not in info["inputs"]:
                 raise ChestClipError(
                     f"head {head!r} reads no image: choose a multimodal or image head"
                 )
-            explainers[head] = cls(model, tokenizer, loaded, info)
+            explainers[head] = cls(model, tokenizer, loaded.to(device), info)
         return explainers
 
     @property
     def needs_text(self) -> bool:
         return "text" in self.info["inputs"]
 
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
     def text_embedding(self, text: str, clean_mode: str) -> torch.Tensor:
         cleaned = section_text(text, clean_mode)  # as training built its texts
-        return torch.from_numpy(encode_texts(self.model, self.tokenizer, [cleaned])[0])
+        embedding = encode_texts(self.model, self.tokenizer, [cleaned])[0]
+        return torch.from_numpy(embedding).to(self.device)
 
     def score(self, text_embedding: torch.Tensor | None, probability: bool = False):
         return head_score(self.model, self.head, self.info["kind"], text_embedding, 1, probability)
@@ -127,17 +140,20 @@ def explain_image(
     text: str | None = None,
     method: str | None = None,
     head: str | None = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """Heat map, overlay PNG and ROI shares for one image file (PNG/JPEG)."""
+    """Heat map, overlay PNG and ROI shares for one image file (PNG, JPEG or DICOM, read as
+    ``chestclip predict`` reads it); the model runs on ``device`` (default: CUDA when there)."""
     run, out = Path(run), Path(out)
-    explainer = Explainer.load(run, head or ("multimodal" if text else "image"))
+    explainer = Explainer.load(run, head or ("multimodal" if text else "image"), device)
     if explainer.needs_text and not text:
         raise ChestClipError(
             "the multimodal head needs --text (e.g. the indication); or use --head image"
         )
     prepared = read_training_data(run)
-    image = load_xray(str(image_file), explainer.model.image_encoder.image_size, prepared["resize"])
-    pixels = as_pixels(image)
+    size = explainer.model.image_encoder.image_size
+    image = read_xray_for_model(image_file, size, prepared["resize"])
+    pixels = as_pixels(image, explainer.device)
     text_embedding = (
         explainer.text_embedding(text, prepared["clean"]) if explainer.needs_text else None
     )
@@ -207,8 +223,10 @@ def explain_split(
     threshold: float | None = None,
     seed: int = 0,
     randomisation_images: int = RANDOMISATION_IMAGES,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """Explain the frontal images of ``split`` with every applicable method (or ``methods``).
+    """Explain the frontal images of ``split`` with every applicable method (or ``methods``),
+    on ``device`` (default: CUDA when available).
 
     The default method is chosen on the validation split — its first ``limit`` frontal images,
     explained and measured the same way — before ``split`` is read, which then only reports
@@ -219,9 +237,10 @@ def explain_split(
     without frontal images (views unknown) is explained on all its images, with a warning logged
     and recorded in faithfulness.json.
     """
-    run = Path(run)
-    out = Path(out) if out else run / EXPLAIN_DIR
-    explainer = Explainer.load(run, head)
+    layout = RunLayout(run)
+    run = layout.root
+    out = Path(out) if out else layout.explain
+    explainer = Explainer.load(run, head, device)
     data = PreparedData(data_dir)
     masks_dir = Path(masks_dir) if masks_dir else Path(data.summary["source"]) / "masks"
     methods = list(methods or methods_for(explainer.model))

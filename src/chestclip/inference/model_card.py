@@ -12,6 +12,7 @@ import yaml
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.metrics import format_with_ci
 from chestclip.utils.io import atomic_write_text
+from chestclip.utils.run_layout import RunLayout
 
 INTENDED_USE = """\
 Research on multimodal chest X-ray classification (normal vs diseased), its explanations and its
@@ -37,12 +38,10 @@ def model_card_facts(run: str | Path) -> dict[str, Any]:
     RUN/eval/metrics.json (a missing file leaves its part empty): the model, its training data
     and splits, each head's test results with CIs and validation-chosen threshold, the warnings,
     intended use and limitations."""
-    run = Path(run)
-    metrics = _read_json(run / "eval/metrics.json")
-    config = (
-        yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
-    )
-    data = _read_json(run / "clip/data.json")
+    layout = RunLayout(run)
+    metrics = _read_json(layout.metrics)
+    config = yaml.safe_load(layout.config.read_text()) if layout.config.is_file() else {}
+    data = _read_json(layout.training_data)
     model = config.get("model", {})
     evaluated = metrics.get("data", {})
     heads = {
@@ -58,7 +57,7 @@ def model_card_facts(run: str | Path) -> dict[str, Any]:
         for name, r in metrics.get("heads", {}).items()
     }
     return {
-        "run": run.name,
+        "run": layout.root.name,
         "chestclip_version": metrics.get("chestclip_version"),
         "created": metrics.get("created"),
         "model": {
@@ -83,9 +82,9 @@ def model_card_facts(run: str | Path) -> dict[str, Any]:
 
 def write_model_card(run: str | Path) -> Path:
     """Render :func:`model_card_facts` as RUN/MODEL_CARD.md (needs ``chestclip evaluate``)."""
-    run = Path(run)
-    if not (run / "eval/metrics.json").is_file():
-        raise ChestClipError(f"{run}: no eval/metrics.json; run `chestclip evaluate` first")
+    layout = RunLayout(run)
+    if not layout.metrics.is_file():
+        raise ChestClipError(f"{layout.metrics}: missing; run `chestclip evaluate` first")
     facts = model_card_facts(run)
     model, data = facts["model"], facts["data"]
     splits = "\n".join(
@@ -100,7 +99,7 @@ def write_model_card(run: str | Path) -> Path:
         for name, h in facts["heads"].items()
     )
     warnings = "\n".join(f"- {w}" for w in facts["warnings"]) or "- none"
-    card = f"""# Model card: chestclip run `{run.name}`
+    card = f"""# Model card: chestclip run `{layout.root.name}`
 
 ## Model
 CLIP with image encoder `{model.get("image_encoder")}` and text encoder `{model.get("text_encoder")}`,
@@ -132,5 +131,5 @@ Source `{data["source"]}` ({data["layout"]} layout); text fields
 ## Limitations
 {LIMITATIONS}
 """
-    atomic_write_text(run / "MODEL_CARD.md", card)
-    return run / "MODEL_CARD.md"
+    atomic_write_text(layout.model_card, card)
+    return layout.model_card

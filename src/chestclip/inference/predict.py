@@ -32,10 +32,10 @@ from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.stage import Explainer, as_pixels, default_method
 from chestclip.retrieval.index import EmbeddingIndex, nearest_reports
-from chestclip.retrieval.stage import index_path
 from chestclip.training.pretrain import read_training_data
-from chestclip.training.probe import HEADS_DIR
+from chestclip.utils.device import model_device
 from chestclip.utils.io import claim_new_path
+from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
 POSITIVE, NEGATIVE = "diseased", "normal"
 # Real indications are at most ~230 characters; the text encoder reads its first few hundred
@@ -89,14 +89,15 @@ def reads_new_images(info: dict[str, Any], indication: bool) -> bool:
 
 def usable_heads(run: Path, with_indication: bool) -> list[str]:
     """The heads of ``run`` that can score a new image (given its indication, or not)."""
+    layout = RunLayout(run)
     names = []
-    for path in sorted((run / HEADS_DIR).glob("*/head.json")):
-        info = json.loads(path.read_text())
+    for directory in layout.head_dirs():
+        info = json.loads((directory / HEAD_FILE).read_text())
         if reads_new_images(info, with_indication):
             names.append(info["name"])
     if not names:
         raise ChestClipError(
-            f"{run}: no image-reading head in {HEADS_DIR}/; run `chestclip probe` first"
+            f"{run}: no image-reading head in {layout.heads.name}/; run `chestclip probe` first"
         )
     return names
 
@@ -123,13 +124,14 @@ class Predictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, run: str | Path) -> Predictor:
-        """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV)."""
+    def load(cls, run: str | Path, device: str | torch.device | None = None) -> Predictor:
+        """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV), the
+        model on ``device`` (default: CUDA when available). A stale head is refused."""
         run = Path(run)
         if not run.is_dir():
             raise ChestClipError(f"{run}: run directory not found")
-        explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True))
-        train_index = index_path(run, "train")
+        explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True), device)
+        train_index = RunLayout(run).retrieval_index("train")
         index = EmbeddingIndex.load(train_index) if (train_index / "index.json").is_file() else None
         return cls(run, explainers, validation_thresholds(run), read_training_data(run), index)
 
@@ -187,7 +189,7 @@ class Predictor:
         names = self.heads_for(indication)
         explainers = {name: self.explainers[name] for name in names}
         explained = next((name for name, e in explainers.items() if e.needs_text), names[0])
-        pixels = as_pixels(image)
+        pixels = as_pixels(image, model_device(self.model))
         cleaned = (  # outside the lock: the lock is for the model alone
             clean_text(indication, self.training_data["clean"])
             if indication and any(e.needs_text for e in explainers.values())
@@ -201,7 +203,7 @@ class Predictor:
                     for name, e in explainers.items()
                 }
                 embedding = (
-                    self.model.encode_image(pixels)[0].numpy()
+                    self.model.encode_image(pixels)[0].float().cpu().numpy()
                     if self.index is not None and drafts
                     else None
                 )
@@ -242,10 +244,11 @@ def predict_files(
     method: str | None = None,
     drafts: int = 3,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: str | torch.device | None = None,
 ) -> Iterator[Prediction]:
-    """Predict every file in turn; an unreadable file (or one of more than ``max_pixels``
-    pixels) yields a Prediction with ``error``."""
-    predictor = Predictor.load(run)
+    """Predict every file in turn (on ``device``, default CUDA when available); an unreadable
+    file (or one of more than ``max_pixels`` pixels) yields a Prediction with ``error``."""
+    predictor = Predictor.load(run, device)
     predictor.heads_for(indication)  # no head for this input: say so before reading any file
     for file in files:
         try:

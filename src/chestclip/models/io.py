@@ -21,11 +21,11 @@ from chestclip.models.clip import ChestCLIP, ChestCLIPConfig
 from chestclip.models.factory import build_clip
 from chestclip.models.tokenization import load_tokenizer
 from chestclip.utils.io import atomic_directory
+from chestclip.utils.run_layout import RunLayout
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
-RUN_SUBDIR = "clip"
 
 
 def save_clip(
@@ -55,18 +55,19 @@ def save_clip(
 def resolve_clip_dir(directory_or_run: str | os.PathLike) -> Path:
     """The directory written by :func:`save_clip`: ``directory_or_run`` itself or its ``clip/``."""
     path = Path(directory_or_run)
-    for candidate in (path, path / RUN_SUBDIR):
+    in_run = RunLayout(path).clip
+    for candidate in (path, in_run):
         if (candidate / CONFIG_NAME).is_file():
             return candidate
     raise FileNotFoundError(
-        f"{path}: no {CONFIG_NAME} here or in {RUN_SUBDIR}/ (not a saved ChestCLIP or run)"
+        f"{path}: no {CONFIG_NAME} here or in {in_run.name}/ (not a saved ChestCLIP or run)"
     )
 
 
 def load_clip(
-    directory_or_run: str | os.PathLike,
+    directory_or_run: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[ChestCLIP, PreTrainedTokenizerBase]:
-    """Rebuild a saved ChestCLIP (eval mode) and its tokenizer, without the hub."""
+    """Rebuild a saved ChestCLIP (eval mode, on ``device``) and its tokenizer, without the hub."""
     directory = resolve_clip_dir(directory_or_run)
     config_file = directory / CONFIG_NAME
     try:
@@ -78,7 +79,7 @@ def load_clip(
 
     model = build_clip(config)
     load_weights(model, directory / WEIGHTS_NAME, CONFIG_NAME)
-    return model.eval(), load_tokenizer(directory / TOKENIZER_DIR)
+    return model.to(device).eval(), load_tokenizer(directory / TOKENIZER_DIR)
 
 
 def load_weights(module: torch.nn.Module, weights_file: Path, described_by: str) -> None:

@@ -2,13 +2,14 @@
 
 Typical use::
 
-    model, tokenizer = load_clip(run)
+    layout = RunLayout(run)
+    model, tokenizer = load_clip(run, "cuda")
     data = PreparedData(prepared_dir)
     results = evaluate_zero_shot(model, tokenizer, data, load_prompts(), split="test")
     index = build_index(model, tokenizer, data, "test")
-    index.save(run / "retrieval" / "index-test")
+    index.save(layout.retrieval_index("test"))
     print(evaluate_retrieval(index)["image_to_report"]["recall@5"])
-    drafts = nearest_reports(EmbeddingIndex.load(run / "retrieval" / "index-train"), embedding)
+    drafts = nearest_reports(EmbeddingIndex.load(layout.retrieval_index("train")), embedding)
 """
 
 from chestclip.retrieval.index import (

@@ -144,9 +144,14 @@ class EmbeddingIndex:
 
 
 def build_index(
-    model: ChestCLIP, tokenizer: PreTrainedTokenizerBase, data: PreparedData, split: str
+    model: ChestCLIP,
+    tokenizer: PreTrainedTokenizerBase,
+    data: PreparedData,
+    split: str,
+    precision: str = "32-true",
 ) -> EmbeddingIndex:
-    """Encode every image and every report of ``split`` (``model`` in eval mode)."""
+    """Encode every image and every report of ``split`` (``model`` in eval mode, on the device
+    it is on; ``precision``: see ``encode_images``)."""
     images = data.split_images(split)
     if images.empty:
         raise ValueError(f"{data.root}: no images in split {split!r}")
@@ -164,8 +169,8 @@ def build_index(
         split=split,
         images=images[IMAGE_COLUMNS].copy(),
         studies=studies[STUDY_COLUMNS].copy(),
-        image_embeddings=encode_images(model, data.array[images["row"].to_numpy()]),
-        text_embeddings=encode_texts(model, tokenizer, studies["text"].tolist()),
+        image_embeddings=encode_images(model, data.array[images["row"].to_numpy()], 64, precision),
+        text_embeddings=encode_texts(model, tokenizer, studies["text"].tolist(), 64, precision),
         meta=meta,
     )
 

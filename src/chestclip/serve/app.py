@@ -76,12 +76,14 @@ def create_app(
     token: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_decodes: int = DEFAULT_MAX_DECODES,
+    device: str | None = None,
 ) -> FastAPI:
     """The app for ``run_dir`` (a run with probed heads; ``chestclip evaluate`` supplies the
-    thresholds, ``chestclip retrieve`` the index of training reports). ``predictor``: an already
-    loaded one for that run. ``hosts``: the Host header names it answers to; ``token``: the
-    bearer token ``/api/`` requires (None: none)."""
-    predictor = predictor or Predictor.load(run_dir)
+    thresholds, ``chestclip retrieve`` the index of training reports), its model on ``device``
+    (default: CUDA when available). ``predictor``: an already loaded one for that run.
+    ``hosts``: the Host header names it answers to; ``token``: the bearer token ``/api/``
+    requires (None: none)."""
+    predictor = predictor or Predictor.load(run_dir, device)
     card = without_paths(model_card_facts(predictor.run))
     decode_slots = threading.BoundedSemaphore(max_decodes)
     app = FastAPIOffline(

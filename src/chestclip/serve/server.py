@@ -58,16 +58,20 @@ def serve(
     token: str | None = None,
     allow_hosts: Sequence[str] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: str | None = None,
 ) -> None:
-    """Load ``run_dir`` and serve the viewer until interrupted (Ctrl+C). Beyond loopback a
-    ``token`` is required; ``allow_hosts``: the names clients use to reach the server."""
+    """Load ``run_dir`` (the model on ``device``, default CUDA when available) and serve the
+    viewer until interrupted (Ctrl+C). Beyond loopback a ``token`` is required;
+    ``allow_hosts``: the names clients use to reach the server."""
     if not is_loopback(host) and not token:
         raise ChestClipError(
             f"listening on {host} needs a token: pass --token or set {TOKEN_ENV} "
             "(clients then send Authorization: Bearer <token>)"
         )
     hosts = allowed_hosts(host, allow_hosts)
-    app = create_app(run_dir, max_upload_bytes, hosts=hosts, token=token, max_pixels=max_pixels)
+    app = create_app(
+        run_dir, max_upload_bytes, hosts=hosts, token=token, max_pixels=max_pixels, device=device
+    )
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who has the token can upload images")
     shown = f"[{host}]" if ":" in host else host

@@ -14,13 +14,13 @@ from chestclip.evaluation.plots import save_figure
 from chestclip.models.heads import HEAD_INPUTS
 from chestclip.sweep.space import Range, SweepSpec, choice_label
 from chestclip.utils.io import atomic_path
+from chestclip.utils.run_layout import RunLayout
 
-TRIALS_DIR = "trials"
 METRIC_COLUMNS = (*(f"probe_val_auc_{head}" for head in HEAD_INPUTS), "clip_val_loss")
 
 
 def trial_dir(out: Path, number: int) -> Path:
-    return out / TRIALS_DIR / f"{number:04d}"
+    return RunLayout(out).trial(number)
 
 
 def trial_state(trial: FrozenTrial) -> str:

@@ -30,6 +30,7 @@ from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import evaluate
 from chestclip.evaluation.report import write_report
+from chestclip.pipeline import join_spawned_call
 from chestclip.sweep.leaderboard import (
     choose_best,
     leaderboard,
@@ -40,10 +41,12 @@ from chestclip.sweep.leaderboard import (
 )
 from chestclip.sweep.space import Sweep, make_sampler, suggest
 from chestclip.sweep.trial import launch, run_trial, worker_gpus
+from chestclip.utils.distributed import external_cluster
 from chestclip.utils.io import atomic_write_json, atomic_write_text
+from chestclip.utils.run_layout import RunLayout
 
 STUDY = "chestclip-sweep"
-LEADERBOARD, BEST_CONFIG, PLOT = "leaderboard.csv", "best.yaml", "plots/metric_vs_params.png"
+LEADERBOARD, BEST_CONFIG = "leaderboard.csv", "best.yaml"
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,12 @@ def run_sweep(
 ) -> SweepResult:
     """Run (or resume) the sweep into ``out``; choose on validation; evaluate the test split for
     the chosen trial only (once: a rerun of a finished sweep reads it no more)."""
+    join_spawned_call()  # a DDP child of a trial's pre-training: only that, then exit
+    if external_cluster() is not None:
+        raise ChestClipError(
+            "chestclip sweep runs as one process (torchrun/srun would run every trial in each): "
+            "set pretrain.devices for DDP trials, or --jobs for one trial per GPU"
+        )
     out, start = Path(out), time.perf_counter()
     data = PreparedData(data_dir)
     gpus = worker_gpus(jobs)
@@ -257,10 +266,12 @@ def run_sweep(
         if best is None:
             raise ChestClipError(f"{out}: no trial completed; see the errors in {LEADERBOARD}")
         best_run = trial_dir(out, best)
-        config = load_run_config(best_run / "config.yaml")
+        config = load_run_config(RunLayout(best_run).config)
         save_run_config(config, out / BEST_CONFIG)
-        plot_metric_vs_params(write_board(chosen=best), sweep.spec, out / PLOT)
-        metrics_path = best_run / "eval/metrics.json"
+        plot_metric_vs_params(
+            write_board(chosen=best), sweep.spec, RunLayout(out).plot("metric_vs_params")
+        )
+        metrics_path = RunLayout(best_run).metrics
         if study.user_attrs.get("test_read") == best and metrics_path.is_file():
             test_metrics = json.loads(metrics_path.read_text())
         else:

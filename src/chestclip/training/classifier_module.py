@@ -13,7 +13,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from sklearn.metrics import roc_auc_score
@@ -78,12 +77,6 @@ class ClassifierModule(L.LightningModule):
         )
 
 
-def is_global_zero() -> bool:
-    """Whether this process writes a stage's outputs: the only process, or rank 0 of a
-    distributed run (whose other ranks run the same code and must not write)."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def fit_keep_best(
     module: ClassifierModule, train: DataLoader, val: DataLoader, workdir: Path, **trainer_options
 ) -> tuple[int, float]:
@@ -101,7 +94,8 @@ def fit_keep_best(
     trainer.fit(module, train, val)
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
-    trainer.strategy.barrier()  # every rank has read the checkpoint before rank 0 removes it
+    # under DDP every rank reads rank 0's checkpoint (its directory is broadcast) before it goes
+    trainer.strategy.barrier("checkpoint read")
     if trainer.is_global_zero:
         shutil.rmtree(best.dirpath)
     return int(state["epoch"]), float(best.best_model_score)

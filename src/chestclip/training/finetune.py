@@ -10,7 +10,6 @@ image-finetuned`` explains it).
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,14 +27,11 @@ from chestclip.errors import ChestClipError
 from chestclip.models import ImageEncoder, build_image_encoder, rebuild_image_encoder
 from chestclip.models.io import load_weights
 from chestclip.training.augment import make_augment
-from chestclip.training.classifier_module import (
-    ClassifierModule,
-    fit_keep_best,
-    is_global_zero,
-)
-from chestclip.utils.io import atomic_directory
+from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
+from chestclip.utils.distributed import spawning_children, written_by_leader
+from chestclip.utils.run_layout import BASELINE_FILE, RunLayout, prepared_identity
 
-BASELINES_DIR, FINETUNED = "baselines", "image-finetuned"
+FINETUNED = "image-finetuned"
 
 
 class ImageClassifier(nn.Module):
@@ -99,19 +95,22 @@ def finetune_image_baseline(
             dataset, batch_size=settings.batch_size, shuffle=train, num_workers=settings.num_workers
         )
 
-    directory = Path(run) / BASELINES_DIR / FINETUNED
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{FINETUNED}.", dir=directory.parent) as scratch:
+    layout = RunLayout(run)
+    directory = layout.baseline(FINETUNED)
+    call = {
+        "stage": "baseline",
+        "data": str(data.root.resolve()),
+        "run": str(layout.root.resolve()),
+        "config": config.model_dump(mode="json"),
+    }
+    with written_by_leader(directory) as tmp, spawning_children(call):
         best_epoch, val_auc = fit_keep_best(
             module,
             loader("train", True),
             loader("val", False),
-            Path(scratch),
+            tmp,
             **settings.trainer_options(),
         )
-    if not is_global_zero():
-        return directory  # under DDP every rank trained; rank 0 alone scores and writes
-    with atomic_directory(directory) as tmp:
         frames = []
         for split in splits:
             table = data.split_images(split, projection)[["image_id", "uid", "split", "label"]]
@@ -135,19 +134,18 @@ def finetune_image_baseline(
             "image_size": encoder.image_size,
             "attn_implementation": model_settings.attn_implementation,
             "views": "frontal" if projection else "all",
+            "fingerprint": {"data_sha256": prepared_identity(data.root)},
         }
-        (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        (tmp / BASELINE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
     return directory
 
 
 def load_image_baseline(run: str | Path) -> tuple[ImageClassifier, dict]:
     """The fine-tuned image baseline of ``run`` (eval mode) and its ``info.json``, offline."""
-    directory = Path(run) / BASELINES_DIR / FINETUNED
-    info_file = directory / "info.json"
+    directory = RunLayout(run).baseline(FINETUNED)
+    info_file = directory / BASELINE_FILE
     if not info_file.is_file():
-        raise ChestClipError(
-            f"{run}: no {BASELINES_DIR}/{FINETUNED}/; run `chestclip baseline image`"
-        )
+        raise ChestClipError(f"{directory}: missing; run `chestclip baseline image`")
     info = json.loads(info_file.read_text())
     needed = ("image_encoder_config", "image_mean", "image_std", "image_size")
     if any(key not in info for key in needed):
@@ -164,7 +162,7 @@ def load_image_baseline(run: str | Path) -> tuple[ImageClassifier, dict]:
     )
     classifier = ImageClassifier(encoder)
     try:
-        load_weights(classifier, directory / "model.safetensors", "info.json")
+        load_weights(classifier, directory / "model.safetensors", BASELINE_FILE)
     except ValueError as error:
         raise ChestClipError(str(error)) from None
     return classifier.eval(), info

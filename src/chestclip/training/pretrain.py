@@ -2,8 +2,9 @@
 
 Writes into RUN: ``config.yaml`` (resolved), ``env.json``, ``tokenizer/`` (trained for presets),
 ``checkpoints/`` (best, last, history; ``--resume`` continues from ``last.ckpt``), ``clip/`` (the
-best model, safetensors, with ``metrics.csv``), ``logs/`` (Lightning's CSV log) and
-``plots/clip_loss.png``.
+best model, safetensors, with ``metrics.csv`` and the weights' content hash), ``logs/``
+(Lightning's CSV log) and ``plots/clip_loss.png`` (paths: ``RunLayout``). Under DDP every rank
+trains and rank 0 alone writes (``chestclip.utils.distributed``).
 """
 
 from __future__ import annotations
@@ -30,18 +31,17 @@ from chestclip.models import (
     build_clip,
     build_tokenizer,
     load_tokenizer,
-    resolve_clip_dir,
     save_clip,
 )
 from chestclip.training.augment import make_augment
 from chestclip.training.clip_module import ClipModule
 from chestclip.training.datamodule import PairDataModule
 from chestclip.training.trainer import build_trainer, check_checkpoint
+from chestclip.utils.distributed import is_leader, leader_barrier, spawning_children
 from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json
 from chestclip.utils.provenance import environment
+from chestclip.utils.run_layout import RunLayout
 
-CHECKPOINTS, CLIP_DIR, PLOTS = "checkpoints", "clip", "plots"
-TRAINING_DATA = "data.json"  # how the model's inputs were prepared: new inputs must match
 HISTORY_COLUMNS = {
     "train/loss_epoch": "train_loss",
     "val/loss": "val_loss",
@@ -105,8 +105,8 @@ def training_data(data: PreparedData) -> dict[str, Any]:
 
 
 def read_training_data(run: str | Path) -> dict[str, Any]:
-    """``training_data`` as saved with a run's model."""
-    path = resolve_clip_dir(run) / TRAINING_DATA
+    """``training_data`` as saved with a run's model (how new inputs must be prepared)."""
+    path = RunLayout(run).training_data
     if not path.is_file():
         raise ChestClipError(f"{path}: missing; was this model trained by `chestclip pretrain`?")
     return json.loads(path.read_text())
@@ -138,10 +138,10 @@ def pretrain(
     resume: bool = False,
     callbacks: Sequence[L.Callback] = (),
 ) -> PretrainResult:
-    """Train a ChestCLIP on the train split; the epoch with the best validation loss → RUN/clip."""
-    run = Path(run_dir)
-    checkpoints = run / CHECKPOINTS
-    last = checkpoints / "last.ckpt"
+    """Train a ChestCLIP on the train split; the epoch with the best validation loss → RUN/clip.
+    ``callbacks`` join this process's trainer only, not those of spawned DDP ranks."""
+    layout = RunLayout(run_dir)
+    run, checkpoints, last = layout.root, layout.checkpoints, layout.last_checkpoint
     if last.exists() and not resume:
         raise ChestClipError(
             f"{run}: holds checkpoints of an earlier run; pass --resume to continue it"
@@ -153,7 +153,12 @@ def pretrain(
         raise ChestClipError(f"{data.root}: no training study (an empty or partial dataset)")
     settings = config.pretrain
     L.seed_everything(config.seed, workers=True, verbose=False)
-    tokenizer = prepare_tokenizer(config, data, run / "tokenizer", resume)
+    # rank 0 trains (or reloads) the tokenizer and saves it; the other ranks read that one
+    if is_leader():
+        tokenizer = prepare_tokenizer(config, data, layout.tokenizer, resume)
+    leader_barrier()
+    if not is_leader():
+        tokenizer = load_tokenizer(layout.tokenizer)
     model = build_clip(clip_config(config, int(data.array.shape[1])), vocab_size=len(tokenizer))
     module = ClipModule(model, ClipLoss(), **settings.model_dump(include=OPTIMISATION))
     transform = make_augment(**settings.augment.model_dump())
@@ -173,7 +178,7 @@ def pretrain(
     latest = ModelCheckpoint(
         dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False
     )
-    history = EpochHistory(checkpoints / "history.csv")
+    history = EpochHistory(layout.pretrain_history)
     callbacks = [best, latest, history, *callbacks]
     if settings.early_stopping_patience:
         callbacks.append(
@@ -182,30 +187,39 @@ def pretrain(
     trainer = build_trainer(
         **settings.trainer_options(),
         callbacks=callbacks,
-        logger=CSVLogger(run, name="logs"),
+        logger=CSVLogger(layout.logs.parent, name=layout.logs.name),
         default_root_dir=run,
         enable_model_summary=False,
     )
     if trainer.is_global_zero:
-        save_run_config(config, run / "config.yaml")
+        save_run_config(config, layout.config)
         atomic_write_json(
-            run / "env.json", environment(config.seed) | {"resumed": resume and last.exists()}
+            layout.env, environment(config.seed) | {"resumed": resume and last.exists()}
         )
+    call = {
+        "stage": "pretrain",
+        "data": str(data.root.resolve()),
+        "run": str(run.resolve()),
+        "config": config.model_dump(mode="json"),
+        "resume": resume,
+    }
     if resume and last.exists():
         check_checkpoint(last)
-    trainer.fit(
-        module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None
-    )
+    with spawning_children(call):
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None
+        )
 
     best_path = Path(best.best_model_path or last)
     if trainer.is_global_zero:
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-        save_clip(module.model, tokenizer, run / CLIP_DIR)
+        save_clip(module.model, tokenizer, layout.clip)
         views_used = {"views_used": "frontal" if datamodule.projection else "all"}
-        atomic_write_json(run / CLIP_DIR / TRAINING_DATA, training_data(data) | views_used)
+        atomic_write_json(layout.training_data, training_data(data) | views_used)
+        layout.clip_sha256()  # hashed once, now, for the heads' fingerprints
         frame = history.frame()
-        with atomic_path(run / CLIP_DIR / "metrics.csv") as tmp:
+        with atomic_path(layout.clip_metrics) as tmp:
             frame.to_csv(tmp, index=False)
-        plot_clip_history(frame, run / PLOTS / "clip_loss.png")
-    return PretrainResult(run, run / CLIP_DIR, history.frame(), best_path)
+        plot_clip_history(frame, layout.plot("clip_loss"))
+    return PretrainResult(run, layout.clip, history.frame(), best_path)

@@ -1,7 +1,11 @@
 """``chestclip probe``: MLP heads on frozen CLIP features — multimodal (image ⊕ text, the
-paper's), image-only and text-only — trained with Lightning, best epoch chosen on validation AUC.
+paper's), image-only and text-only, and the leakage-ablation heads on other report sections
+(``probe.ablation``: indication only) — trained with Lightning, best epoch chosen on validation
+AUC.
 
-Writes ``RUN/heads/<name>/head.safetensors`` and ``head.json`` per head.
+Writes ``RUN/heads/<name>/head.safetensors`` and ``head.json`` per head; ``head.json`` records the
+fingerprint of the features it was trained on (``RunLayout.features_fingerprint``), so a head of
+an older CLIP is refused, never scored.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from chestclip.config import ProbeConfig, RunConfig
 from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.features import FeatureCache
-from chestclip.models import load_clip, resolve_clip_dir
+from chestclip.models import load_clip
 from chestclip.models.heads import HEAD_INPUTS, MLPHead
 from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
+from chestclip.utils.device import resolve_device, trainer_device
 from chestclip.utils.io import atomic_directory
+from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
-HEADS_DIR = "heads"
 FEATURE_CHOICES = {
     "both": ("multimodal",),
     "image": ("image",),
@@ -69,8 +74,10 @@ def train_head(
     directory: Path,
     seed: int,
     metadata: dict,
+    device: torch.device | None = None,
 ) -> TrainedHead:
-    """Train one head; keep the epoch with the best validation AUC; save it as safetensors."""
+    """Train one head on ``device``; keep the epoch with the best validation AUC; save it as
+    safetensors."""
     L.seed_everything(seed, verbose=False)
     head = MLPHead(train[0].shape[1], settings.hidden_sizes, settings.dropout)
     module = ClassifierModule(head, settings.optimizer, settings.lr, settings.weight_decay)
@@ -81,10 +88,8 @@ def train_head(
             _loader(*val, settings.batch_size, False),
             tmp,
             max_epochs=settings.epochs,
-            accelerator="cpu",  # a few thousand feature vectors: the GPU would only add transfers
-            devices=1,
-            enable_progress_bar=False,
             log_every_n_steps=1,
+            **trainer_device(device or torch.device("cpu")),
         )
         save_file(
             {k: v.contiguous() for k, v in head.state_dict().items()}, tmp / "head.safetensors"
@@ -98,14 +103,14 @@ def train_head(
             "val_auc": val_auc,
             "seed": seed,
         }
-        (tmp / "head.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / HEAD_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return TrainedHead(name, directory, info["best_epoch"], info["val_auc"])
 
 
 def load_head(directory: str | Path) -> tuple[MLPHead, dict]:
     """A saved head (eval mode) and its head.json."""
     directory = Path(directory)
-    info = json.loads((directory / "head.json").read_text())
+    info = json.loads((directory / HEAD_FILE).read_text())
     head = MLPHead(info["in_dim"], info["hidden_sizes"], info["dropout"])
     head.load_state_dict(load_file(directory / "head.safetensors"))
     return head.eval(), info
@@ -117,30 +122,39 @@ def probe(
     config: RunConfig,
     kinds: Sequence[str] = tuple(HEAD_INPUTS),
     text_fields: Sequence[str] | None = None,
+    device: str | torch.device | None = None,
 ) -> list[TrainedHead]:
-    """Train heads of the given kinds (multimodal, image, text) on the run's frozen CLIP;
-    ``text_fields`` other than the prepared ones give the leakage-ablation heads."""
+    """Train heads of the given kinds (multimodal, image, text) on the run's frozen CLIP, on
+    ``device`` (default: CUDA when available). ``text_fields``: train the text-reading kinds on
+    those report sections only; by default on the prepared text plus, for the leakage ablation,
+    on each of ``config.probe.ablation``."""
     unknown = set(kinds) - set(HEAD_INPUTS)
     if unknown:
         raise ChestClipError(
             f"unknown head kind(s) {sorted(unknown)}: expected {list(HEAD_INPUTS)}"
         )
-    run = Path(run)
-    model, tokenizer = load_clip(run)
+    layout, device = RunLayout(run), resolve_device(device)
+    model, tokenizer = load_clip(layout.root, device)
     data = PreparedData(data_dir)
-    fields = tuple(text_fields) if text_fields else None
-    cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
+    cache = FeatureCache(layout.root, model, tokenizer, data, config.pretrain.precision)
     labels = {split: data.split_images(split)["label"].to_numpy() for split in ("train", "val")}
-    prepared_fields = data.summary["config"]["text_fields"]
+    prepared_fields = tuple(data.summary["config"]["text_fields"])
+    reads_text = [kind for kind in kinds if "text" in HEAD_INPUTS[kind]]
+    ablation = [] if text_fields else [f for f in config.probe.ablation if f != prepared_fields]
+    explicit = tuple(text_fields) if text_fields else None
+    plan = [(kind, explicit if kind in reads_text else None) for kind in kinds]
+    plan += [(kind, fields) for fields in ablation for kind in reads_text]
     trained = []
-    for kind in kinds:
+    for kind, fields in dict.fromkeys(plan):
         name = head_name(kind, fields)
         train_x, val_x = (head_features(cache, kind, split, fields) for split in ("train", "val"))
+        read = None if kind == "image" else list(fields or prepared_fields)
         metadata = {
             "name": name,
             "kind": kind,
             "inputs": list(HEAD_INPUTS[kind]),
-            "text_fields": None if kind == "image" else list(fields or prepared_fields),
+            "text_fields": read,
+            "fingerprint": layout.features_fingerprint(data.root, read),
         }
         trained.append(
             train_head(
@@ -148,9 +162,10 @@ def probe(
                 (train_x, labels["train"]),
                 (val_x, labels["val"]),
                 config.probe,
-                run / HEADS_DIR / name,
+                layout.head(name),
                 config.seed,
                 metadata,
+                device,
             )
         )
     return trained
