@@ -2,7 +2,8 @@
 thresholds chosen on validation, bootstrap CIs over patients, per image and per study.
 
 Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
-``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/``.
+``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/``, and fits the OOD guard
+(``RUN/ood/``, ``chestclip.inference.trust``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from chestclip.evaluation.figures import (
 )
 from chestclip.evaluation.metrics import evaluate_head, reliability_bins
 from chestclip.evaluation.schema import validate_metrics
+from chestclip.inference.trust import fit_guard
 from chestclip.models import load_clip, resolve_clip_dir
 from chestclip.training.finetune import BASELINES_DIR
 from chestclip.training.probe import HEADS_DIR, head_features, head_name, load_head, probe
@@ -203,7 +205,9 @@ def evaluate(
     heads = score_frozen_heads(run, data, frames) | score_finetuned(run, frames)
     text_fields = [h["text_fields"] for h in heads.values() if h["text_fields"]]
     heads |= score_text_baselines(data, frames, text_fields, config.seed)
-    return write_evaluation(run, data, frames, heads, threshold_method, n_boot, config.seed)
+    document = write_evaluation(run, data, frames, heads, threshold_method, n_boot, config.seed)
+    fit_guard(run, data_dir)  # validation is read here: the OOD guard's thresholds come from it
+    return document
 
 
 def evaluate_text_baselines(

@@ -132,6 +132,8 @@ def probe(
     cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
     labels = {split: data.split_images(split)["label"].to_numpy() for split in ("train", "val")}
     prepared_fields = data.summary["config"]["text_fields"]
+    # which projections the heads learnt from: a head that never saw a lateral refuses one
+    views = data.split_images("train")["projection"].value_counts().sort_index()
     trained = []
     for kind in kinds:
         name = head_name(kind, fields)
@@ -141,6 +143,7 @@ def probe(
             "kind": kind,
             "inputs": list(HEAD_INPUTS[kind]),
             "text_fields": None if kind == "image" else list(fields or prepared_fields),
+            "views": {str(view): int(count) for view, count in views.items()},
         }
         trained.append(
             train_head(
