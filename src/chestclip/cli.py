@@ -315,6 +315,22 @@ def retrieve(
         raise click.UsageError("give --data to evaluate retrieval, or --image/--text to query")
 
 
+ALLOW_OOD_OPTION = click.option(
+    "--allow-ood",
+    is_flag=True,
+    help="Score images the run flags (out of distribution, or a view its heads never saw) "
+    "anyway; they stay flagged.",
+)
+
+
+def warn_untrusted(name: str, trust: dict) -> None:
+    """One warning line per reason the run does not vouch for an image, and its notes."""
+    for reason in trust["reasons"]:
+        click.echo(f"chestclip: warning: {name}: {reason}", err=True)
+    for note in trust["notes"]:
+        click.echo(f"chestclip: note: {name}: {note}", err=True)
+
+
 @cli.command("explain")
 @RUN_OPTION
 @click.option("--image", type=click.Path(path_type=Path), help="One X-ray (PNG/JPEG) to explain.")
@@ -345,6 +361,7 @@ def retrieve(
     help="Lesion masks <image_id>_mask.png [SOURCE/masks].",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [RUN/explain].")
+@ALLOW_OOD_OPTION
 def explain_command(
     run_dir: Path,
     image: Path | None,
@@ -356,6 +373,7 @@ def explain_command(
     head: str | None,
     masks: Path | None,
     out: Path | None,
+    allow_ood: bool,
 ) -> None:
     """Grad-CAM heat maps, ROI zone analysis and measured faithfulness."""
     from chestclip.explain.stage import EXPLAIN_DIR, explain_image, explain_split
@@ -363,10 +381,16 @@ def explain_command(
 
     out = out or Path(run_dir) / EXPLAIN_DIR
     if image is not None:
-        result = explain_image(run_dir, image, out, text, methods[0] if methods else None, head)
+        method = methods[0] if methods else None
+        result = explain_image(run_dir, image, out, text, method, head, allow_ood)
+        warn_untrusted(str(image), result["trust"])
+        if result["trust"]["refused"]:
+            click.echo("no decision: " + "; ".join(result["trust"]["reasons"]))
+            return
         zones = ", ".join(result["top_zones"])
+        where = f"top zones ({result['zones']} zones): {zones}" if result["zones"] else "no zones"
         probability = result["probability_diseased"]
-        click.echo(f"P(diseased) {probability:.3f} · {result['method']} · top zones: {zones}")
+        click.echo(f"P(diseased) {probability:.3f} · {result['method']} · {where}")
         click.echo(f"→ {out}")
         return
     if data_dir is None:
@@ -430,6 +454,7 @@ def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite:
     help="Nearest training reports to show (needs `chestclip retrieve` to have built the index).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON lines).")
+@ALLOW_OOD_OPTION
 def predict(
     run_dir: Path,
     files: tuple[Path, ...],
@@ -438,6 +463,7 @@ def predict(
     method: str | None,
     drafts: int,
     as_json: bool,
+    allow_ood: bool,
 ) -> None:
     """P(diseased) for PNG, JPEG or DICOM files, with decisions, ROI zones and overlays."""
     import json
@@ -445,15 +471,19 @@ def predict(
     from chestclip.inference.predict import predict_files
 
     failed = 0
-    for result in predict_files(run_dir, files, indication, cam_dir, method, drafts):
+    for result in predict_files(run_dir, files, indication, cam_dir, method, drafts, allow_ood):
         if result.error:
             failed += 1
             click.echo(f"chestclip: error: {result.error}", err=True)
             continue
+        warn_untrusted(result.file, result.trust)
         if as_json:
             click.echo(json.dumps(result.as_dict(), default=str))
             continue
         click.echo(result.file)
+        if result.trust["refused"]:
+            click.echo("  no decision: " + "; ".join(result.trust["reasons"]))
+            continue
         for head, probability in result.probabilities.items():
             threshold, decision = result.thresholds[head], result.decisions[head]
             verdict = (
@@ -466,7 +496,8 @@ def predict(
             ", ".join(f"{zone} {share:.0%}" for zone, share in result.top_zones) or "map is empty"
         )
         click.echo(
-            f"  top zones: {zones}" + (f"  overlay: {result.overlay}" if result.overlay else "")
+            (f"  top zones ({result.zones} zones): {zones}" if result.zones else "  no zones")
+            + (f"  overlay: {result.overlay}" if result.overlay else "")
         )
         for draft in result.drafts:
             report = f"{draft['findings']} {draft['impression']}".strip()

@@ -84,6 +84,8 @@ def _otsu(values: np.ndarray) -> float:
     total, grand = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (grand * weight - total * mean) ** 2 / (weight * (total - weight))
+    if np.isnan(between[:-1]).all():  # one grey level: nothing to separate
+        return float(values.mean())
     return float(centres[np.nanargmax(between[:-1])])
 
 

@@ -6,7 +6,8 @@ patient's RIGHT lung: ``right_*`` zones lie at small ``x``. The template is an a
 film (placed on the phantoms' anatomy); zones are boxes or polygons that may overlap, and
 :func:`exclusive_masks` makes them a partition: each pixel belongs to the FIRST zone in priority
 order that contains its centre, and pixels in no zone form ``outside``. Zone masses therefore sum
-to 1 exactly. A per-image segmentation can replace the template (``zone_masses(heat, masks)``).
+to 1 exactly. ``chestclip.explain.anatomy`` places the same zones on each frontal film's own lungs
+and heart, or fits this template into the film's content (``zone_masses(heat, masks)``).
 """
 
 from __future__ import annotations

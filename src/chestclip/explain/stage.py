@@ -25,7 +25,8 @@ from chestclip.data.images import fit_square, load_xray
 from chestclip.data.records import FRONTAL
 from chestclip.data.text import clean_text
 from chestclip.errors import ChestClipError
-from chestclip.evaluation.features import FeatureCache, encode_texts
+from chestclip.evaluation.features import FeatureCache, encode_images, encode_texts
+from chestclip.explain.anatomy import image_zones
 from chestclip.explain.base import head_score
 from chestclip.explain.faithfulness import (
     area_fraction,
@@ -42,6 +43,7 @@ from chestclip.explain.overlay import OverlayPanel, overlay_caption, save_galler
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.summary import summarise
+from chestclip.inference.trust import TrustPolicy, Verdict
 from chestclip.models import ChestCLIP, load_clip, resolve_clip_dir
 from chestclip.models.heads import HEAD_INPUTS
 from chestclip.training.finetune import FINETUNED, ImageClassifier, load_image_baseline
@@ -130,8 +132,11 @@ def explain_image(
     text: str | None = None,
     method: str | None = None,
     head: str | None = None,
+    allow_ood: bool = False,
 ) -> dict[str, Any]:
-    """Heat map, overlay PNG and ROI shares for one image file (PNG/JPEG)."""
+    """Heat map, overlay PNG and ROI shares for one image file (PNG/JPEG); an image the run's
+    trust policy flags (``chestclip.inference.trust``) gets none of them unless ``allow_ood``,
+    and a lateral film no zones."""
     run, out = Path(run), Path(out)
     explainer = Explainer.load(run, head or ("multimodal" if text else "image"))
     if explainer.needs_text and not text:
@@ -141,33 +146,54 @@ def explain_image(
     prepared = read_training_data(run)
     image = load_xray(str(image_file), explainer.model.image_encoder.image_size, prepared["resize"])
     pixels = as_pixels(image)
+    method = method or default_method(explainer.model)
+    stem = Path(image_file).stem
+    verdict = image_verdict(run, explainer, image, prepared, allow_ood)
+    result: dict[str, Any] = {
+        "image": str(image_file),
+        "head": explainer.info["name"],
+        "method": method,
+        "probability_diseased": None,
+        "trust": verdict.as_dict(),
+    }
+    if verdict.refused:
+        atomic_write_json(out / f"{stem}_{method}.json", result)
+        return result
     text_embedding = (
         explainer.text_embedding(text, prepared["clean"]) if explainer.needs_text else None
     )
-    method = method or default_method(explainer.model)
     heatmap = explain(explainer.model, pixels, explainer.score(text_embedding), method)
     probability = explainer.probability(pixels, text_embedding)
-    masses = zone_masses(heatmap)
-    zones = mentioned_zones(text) if text else set()
-    stem = Path(image_file).stem
+    zones = image_zones(image) if verdict.frontal else None
+    masses = zone_masses(heatmap, zones.masks) if zones else {}
+    mentioned = mentioned_zones(text) if text and zones else set()
     save_overlay(
         out / f"{stem}_{method}.png",
         image,
         heatmap,
         overlay_caption(probability, "diseased", method),
+        zones=zones,
     )
-    result = {
-        "image": str(image_file),
-        "head": explainer.info["name"],
-        "method": method,
+    result |= {
         "probability_diseased": probability,
+        "zones": zones.source if zones else None,
         "zone_masses": masses,
         "top_zones": [name for name, _ in top_zones(masses)],
-        "mentioned_zones": sorted(zones),
-        "agreement": agreement(masses, zones) if zones else None,
+        "mentioned_zones": sorted(mentioned),
+        "agreement": agreement(masses, mentioned) if mentioned else None,
     }
     atomic_write_json(out / f"{stem}_{method}.json", result)
     return result
+
+
+def image_verdict(
+    run: Path, explainer: Explainer, image: np.ndarray, prepared: dict[str, Any], allow_ood: bool
+) -> Verdict:
+    """The run's trust policy on ``image`` uint8 [S, S] for ``explainer``'s head; the OOD guard
+    reads the run's CLIP embedding even when the fine-tuned baseline is explained."""
+    clip = explainer.model if isinstance(explainer.model, ChestCLIP) else load_clip(run)[0]
+    embedding = encode_images(clip, image[None])[0]
+    return TrustPolicy.load(run, [explainer.info], prepared).check(image, embedding, allow_ood)
 
 
 def lesion_mask(masks_dir: Path | None, image_id: str, size: int, resize: str) -> np.ndarray | None:
@@ -229,7 +255,7 @@ def explain_split(
         raise ChestClipError(f"{data.root}: no frontal images in split {split!r} to explain")
     findings = table["uid"].map(data.studies.set_index("uid")["findings"])
 
-    rows, maps, pixels_of = [], {m: {} for m in methods}, {}
+    rows, maps, pixels_of, zones_of = [], {m: {} for m in methods}, {}, {}
     faith = {m: [] for m in methods}
     for position in frontal:
         record = table.iloc[position]
@@ -241,13 +267,14 @@ def explain_split(
         mask = lesion_mask(masks_dir, record["image_id"], image.shape[0], resize)
         has_lesion = mask is not None and bool(mask.any())
         zones = mentioned_zones(findings.iloc[position])
+        zones_of[position] = image_zones(image)  # frontal films only: the split was filtered
         for method in methods:
             start = time.perf_counter()
             heatmap = explain(model, pixels, explainer.score(text_embedding), method)
             seconds = time.perf_counter() - start
             maps[method][position] = heatmap
             flat = bool(heatmap.max() == heatmap.min())
-            masses = zone_masses(heatmap)
+            masses = zone_masses(heatmap, zones_of[position].masks)
             curves = faithfulness(
                 pixels,
                 heatmap,
@@ -266,6 +293,7 @@ def explain_split(
                     "method": method,
                     "seconds": seconds,
                     "empty_map": flat,
+                    "zones": zones_of[position].source,
                     "top_zones": ";".join(name for name, _ in top_zones(masses)),
                     "mentioned_zones": ";".join(sorted(zones)),
                     "agreement": agreement(masses, zones)
@@ -291,6 +319,8 @@ def explain_split(
     )
     with atomic_path(out / "roi.csv") as tmp:
         roi.to_csv(tmp, index=False)
+    # which zones the ROI shares were measured in: per-image anatomy or the template fallback
+    summary["zones"] = roi.drop_duplicates("image_id")["zones"].value_counts().to_dict()
     atomic_write_json(
         out / "faithfulness.json", {"split": split, "head": explainer.info["name"], **summary}
     )
@@ -304,6 +334,7 @@ def explain_split(
             np.asarray(data.array[table.iloc[positions[r.image_id]]["row"]]),
             maps[best][positions[r.image_id]],
             f"{r.outcome} · P={r.probability:.2f} · {r.image_id}",
+            zones_of[positions[r.image_id]],
         )
         for r in chosen.itertuples()
     ]

@@ -23,6 +23,7 @@ from chestclip.evaluation.features import FeatureCache
 from chestclip.inference.ood import NOT_FITTED, OODCheck, OODGuard
 from chestclip.inference.view_check import ViewCheck, check_view
 from chestclip.models import load_clip, resolve_clip_dir
+from chestclip.models.heads import MLPHead
 from chestclip.training.probe import HEADS_DIR, load_head
 
 IMAGE_HEAD = "image"
@@ -37,8 +38,7 @@ def fit_guard(run: str | Path, data_dir: str | Path) -> OODGuard:
         raise ChestClipError(f"{data.root}: no validation images to fit the OOD guard on")
     model, tokenizer = load_clip(run)
     cache = FeatureCache(run, model, tokenizer, data, resolve_clip_dir(run) / "model.safetensors")
-    head_dir = run / HEADS_DIR / IMAGE_HEAD
-    head = load_head(head_dir)[0] if (head_dir / "head.json").is_file() else None
+    head = image_head(run)
 
     def split(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         table = data.split_images(name)
@@ -51,6 +51,12 @@ def fit_guard(run: str | Path, data_dir: str | Path) -> OODGuard:
     guard = OODGuard.fit(train, (val_images, val_embeddings, val_logits))
     guard.save(run, {"data": str(data.root.resolve()), "image_head": head is not None})
     return guard
+
+
+def image_head(run: str | Path) -> MLPHead | None:
+    """The run's image-only head (its energy is one of the OOD scores), if it has one."""
+    directory = Path(run) / HEADS_DIR / IMAGE_HEAD
+    return load_head(directory)[0] if (directory / "head.json").is_file() else None
 
 
 def trained_views(infos: Iterable[dict[str, Any]], training_data: dict[str, Any]) -> set[str]:
@@ -124,25 +130,26 @@ class Verdict:
 
 @dataclass
 class TrustPolicy:
-    """A run's guard (None when not fitted) and the views its heads were trained on."""
+    """A run's guard (None when not fitted), the views its heads were trained on, and its image
+    head (for the energy score)."""
 
     guard: OODGuard | None
     views: frozenset[str]
+    head: MLPHead | None = None
 
     @classmethod
     def load(
         cls, run: str | Path, infos: Iterable[dict[str, Any]], training_data: dict[str, Any]
     ) -> TrustPolicy:
-        return cls(OODGuard.load(run), frozenset(trained_views(infos, training_data)))
+        """For the heads whose head.json are ``infos``, trained on ``training_data``."""
+        views = frozenset(trained_views(infos, training_data))
+        return cls(OODGuard.load(run), views, image_head(run))
 
-    def check(
-        self,
-        image: np.ndarray,
-        embedding: np.ndarray,
-        image_logits: np.ndarray | None,
-        allow_ood: bool = False,
-    ) -> Verdict:
-        """The verdict on ``image`` uint8 [S, S], its CLIP embedding [D] and the image head's
-        logits [C] (None when the run has no image head)."""
-        ood = self.guard.check(image, embedding, image_logits) if self.guard else None
+    def check(self, image: np.ndarray, embedding: np.ndarray, allow_ood: bool = False) -> Verdict:
+        """The verdict on ``image`` uint8 [S, S] whose CLIP image embedding is [D]."""
+        ood = None
+        if self.guard is not None:
+            with torch.no_grad():
+                logits = None if self.head is None else self.head(torch.from_numpy(embedding))
+            ood = self.guard.check(image, embedding, None if logits is None else logits.numpy())
         return Verdict(ood, check_view(image), self.views, allow_ood)
