@@ -1,17 +1,20 @@
 """Zones that follow each frontal image's anatomy.
 
-The lung fields are found in the pixels (classical segmentation: they are the large dark regions
-enclosed by the body), the heart from them (the widening gap between the lungs' medial borders
-below the mediastinum), and every zone of :data:`chestclip.explain.roi.TEMPLATE` is placed
-relative to them by :func:`place_zones`: each lung's height split in three (upper, middle,
-lower), its lateral-inferior corner (costophrenic angle), an ellipse fitted to the heart (cardiac
-silhouette) and the gap between the lungs above it (mediastinum). Everything is measured inside
-the image's content: the black bars ``resize: pad`` adds are excluded, and when the segmentation
-is implausible the template is fitted into that content instead (``source == "template"``).
+The lung fields are found in the pixels (classical segmentation: the large dark regions enclosed
+by the body), the heart from them (below where the left lung's medial border turns outwards), and
+every zone of :data:`chestclip.explain.roi.TEMPLATE` is placed relative to them by
+:func:`place_zones`: each lung's height split in three (upper, middle, lower), its
+lateral-inferior corner (costophrenic angle), an ellipse fitted to the heart (cardiac silhouette)
+and the gap between the lungs above it (mediastinum). Everything is measured inside the image's
+content: the black bars ``resize: pad`` adds and flat collimated margins are excluded, and when no
+plausible pair of lungs is found the template is fitted into that content instead
+(``source == "template"``).
 
-Hand-written with scipy.ndimage (smoothing, labelling, morphology) rather than a learned model:
-no segmentation weights to ship, and on phantoms of varied pose it beats the template by a wide
-margin (``benchmarks/bench_zones.py``). Frontal films only: a lateral has no left and right lung.
+Hand-written with scipy.ndimage (smoothing, labelling, morphology): no library we may depend on
+segments chest films without torchvision, and a model trained on the phantoms' masks would learn
+the phantoms, which real films are not. On phantoms of varied pose, collimation and exposure
+these zones beat the template in every zone (``benchmarks/bench_zones.py``, README). Frontal films
+only: a lateral has no left and right lung field.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from chestclip.explain.roi import TEMPLATE, Vertices, box, ellipse, zone_masks
+from chestclip.explain.roi import TEMPLATE, Vertices, box, zone_masks
 
 ANATOMY, TEMPLATE_SOURCE = "anatomy", "template"
 MIN_LUNG_AREA, MAX_LUNG_AREA = 0.03, 0.3  # share of the content a plausible lung covers
@@ -161,10 +164,10 @@ def _plausible(right: np.ndarray, left: np.ndarray) -> bool:
 
 
 def heart_between(right: np.ndarray, left: np.ndarray) -> np.ndarray | None:
-    """The heart, an ellipse in the box its borders on the lungs outline: from where the left
-    lung's medial border turns outwards (HEART_TURN of the lung's width beyond its level higher
-    up) down to the lung bases, between the right lung's medial border and the left lung's
-    outermost medial border. None when the left border never turns."""
+    """The heart [H, W], an ellipse in the box its borders on the lungs outline: from where the
+    left lung's medial border turns outwards (HEART_TURN of the lung's width beyond its level
+    higher up) down to the lung bases, between the lungs' medial borders there (medians over
+    those rows). None when the left border never turns."""
     columns = np.arange(left.shape[1])
     top, bottom = _rows(left)
     rows = np.arange(top, bottom)
@@ -176,9 +179,10 @@ def heart_between(right: np.ndarray, left: np.ndarray) -> np.ndarray | None:
         return None
     heart_top = int(rows[turned[0]])
     heart_bottom = (bottom + _rows(right)[1]) / 2
-    right_rows = right[heart_top : int(heart_bottom)]
-    right_border = np.median([columns[r].max() for r in right_rows if r.any()] or [level])
-    left_border = float(np.median(medial[turned]))
+    right_medial = [columns[r].max() for r in right[heart_top : int(heart_bottom)] if r.any()]
+    if not right_medial:
+        return None
+    right_border, left_border = float(np.median(right_medial)), float(np.median(medial[turned]))
     ys, xs = np.mgrid[0 : left.shape[0], 0 : left.shape[1]]
     cx, cy = (right_border + left_border) / 2, (heart_top + heart_bottom) / 2
     rx, ry = max((left_border - right_border) / 2, 1.0), max((heart_bottom - heart_top) / 2, 1.0)
@@ -220,9 +224,9 @@ def place_zones(anatomy: Anatomy) -> dict[str, Vertices]:
     if anatomy.heart is not None and anatomy.heart.any():
         zones["cardiac_silhouette"] = _fitted_ellipse(anatomy.heart)
         heart_top = _bounds(anatomy.heart)[1]
-    else:  # the template's proportions, between the lungs' lower halves
-        cx, cy = (right[2] + left[0]) / 2 + 0.06, right[1] + 0.77 * (right[3] - right[1])
-        zones["cardiac_silhouette"] = ellipse(cx, cy, 0.17, 0.13)
+    else:  # the template's heart, moved from the template's lung fields to these
+        lung_box = (right[0], min(right[1], left[1]), left[2], max(right[3], left[3]))
+        zones["cardiac_silhouette"] = _moved(TEMPLATE["cardiac_silhouette"], lung_box)
     apex = min(right[1], left[1])
     zones["mediastinum"] = box(
         min(right[2], left[0]), apex - 0.07 * (heart_top - apex), max(right[2], left[0]), heart_top
@@ -232,6 +236,17 @@ def place_zones(anatomy: Anatomy) -> dict[str, Vertices]:
         for index, zone in enumerate(("upper", "middle", "lower")):
             zones[f"{side}_{zone}"] = box(x0, y0 + index * third, x1, y0 + (index + 1) * third)
     return {name: zones[name] for name in TEMPLATE}
+
+
+# where the template's lung fields lie, (x0, y0, x1, y1) normalised: its lung zones' extent
+TEMPLATE_LUNGS = (0.08, 0.10, 0.92, 0.80)
+
+
+def _moved(vertices: Vertices, lungs: tuple[float, float, float, float]) -> Vertices:
+    """A template polygon mapped from the template's lung fields' box to ``lungs``'."""
+    (tx0, ty0, tx1, ty1), (x0, y0, x1, y1) = TEMPLATE_LUNGS, lungs
+    sx, sy = (x1 - x0) / (tx1 - tx0), (y1 - y0) / (ty1 - ty0)
+    return [(x0 + (x - tx0) * sx, y0 + (y - ty0) * sy) for x, y in vertices]
 
 
 def template_in(box_: Box, height: int, width: int) -> dict[str, Vertices]:

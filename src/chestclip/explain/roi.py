@@ -26,7 +26,7 @@ def box(x0: float, y0: float, x1: float, y1: float) -> Vertices:
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 32) -> Vertices:
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 32) -> Vertices:
     angles = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
     return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in angles]
 
@@ -37,7 +37,7 @@ def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 32) -> Vertices
 TEMPLATE: dict[str, Vertices] = {
     "right_costophrenic": box(0.07, 0.66, 0.27, 0.86),
     "left_costophrenic": box(0.73, 0.66, 0.93, 0.86),
-    "cardiac_silhouette": ellipse(0.56, 0.64, 0.17, 0.13),
+    "cardiac_silhouette": _ellipse(0.56, 0.64, 0.17, 0.13),
     "mediastinum": box(0.41, 0.05, 0.59, 0.55),
     "right_upper": box(0.12, 0.10, 0.47, 0.33),
     "right_middle": box(0.10, 0.33, 0.47, 0.57),

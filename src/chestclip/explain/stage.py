@@ -191,9 +191,12 @@ def image_verdict(
 ) -> Verdict:
     """The run's trust policy on ``image`` uint8 [S, S] for ``explainer``'s head; the OOD guard
     reads the run's CLIP embedding even when the fine-tuned baseline is explained."""
-    clip = explainer.model if isinstance(explainer.model, ChestCLIP) else load_clip(run)[0]
-    embedding = encode_images(clip, image[None])[0]
-    return TrustPolicy.load(run, [explainer.info], prepared).check(image, embedding, allow_ood)
+    policy = TrustPolicy.load(run, [explainer.info], prepared)
+    embedding = None
+    if policy.guard is not None:
+        clip = explainer.model if isinstance(explainer.model, ChestCLIP) else load_clip(run)[0]
+        embedding = encode_images(clip, image[None])[0]
+    return policy.check(image, embedding, allow_ood)
 
 
 def lesion_mask(masks_dir: Path | None, image_id: str, size: int, resize: str) -> np.ndarray | None:

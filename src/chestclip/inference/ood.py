@@ -171,7 +171,7 @@ class OODCheck:
             return None
         return (
             f"out of distribution: {DESCRIPTIONS[self.method]} {self.score:.3g} is above the "
-            f"threshold {self.threshold:.3g} (the {QUANTILE:.0%} quantile on validation images)"
+            f"threshold {self.threshold:.3g} fitted on the validation images"
         )
 
     def as_dict(self) -> dict[str, Any]:

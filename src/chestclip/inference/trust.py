@@ -145,10 +145,15 @@ class TrustPolicy:
         views = frozenset(trained_views(infos, training_data))
         return cls(OODGuard.load(run), views, image_head(run))
 
-    def check(self, image: np.ndarray, embedding: np.ndarray, allow_ood: bool = False) -> Verdict:
-        """The verdict on ``image`` uint8 [S, S] whose CLIP image embedding is [D]."""
+    def check(
+        self, image: np.ndarray, embedding: np.ndarray | None, allow_ood: bool = False
+    ) -> Verdict:
+        """The verdict on ``image`` uint8 [S, S] whose CLIP image embedding is [D] (needed only
+        when the run has a guard)."""
         ood = None
         if self.guard is not None:
+            if embedding is None:
+                raise ValueError("the OOD guard needs the image's CLIP embedding")
             with torch.no_grad():
                 logits = None if self.head is None else self.head(torch.from_numpy(embedding))
             ood = self.guard.check(image, embedding, None if logits is None else logits.numpy())
