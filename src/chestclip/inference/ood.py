@@ -59,7 +59,7 @@ DESCRIPTIONS = {
     "energy": "energy of the image head",
     "pixels": "pixel reconstruction error (training images' principal components)",
     **{
-        name: f"the larger of the {' and '.join(name.split('+'))} scores over their thresholds"
+        name: f"the larger of the {' and '.join(name.split('+'))} scores, each over its threshold,"
         for name in COMBINED
     },
 }

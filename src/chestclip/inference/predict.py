@@ -206,9 +206,18 @@ class Predictor:
             embedding = self.model.encode_image(pixels)[0].numpy()  # [D]
         verdict = self.trust.check(image, embedding, allow_ood)
         if verdict.refused:
-            nothing = dict.fromkeys(names)
+            no_probability, no_decision = dict.fromkeys(names), dict.fromkeys(names)
             return ImagePrediction(
-                nothing, thresholds, nothing, explained, method, None, {}, [], verdict, None
+                no_probability,
+                thresholds,
+                no_decision,
+                explained,
+                method,
+                None,
+                {},
+                [],
+                verdict,
+                None,
             )
         with self._lock:
             text = (
