@@ -446,6 +446,22 @@ def retrieve(
         raise click.UsageError("give --data to evaluate retrieval, or --image/--text to query")
 
 
+ALLOW_OOD_OPTION = click.option(
+    "--allow-ood",
+    is_flag=True,
+    help="Score images the run flags (out of distribution, or a view its heads never saw) "
+    "anyway; they stay flagged.",
+)
+
+
+def warn_untrusted(name: str, trust: dict) -> None:
+    """One warning line per reason the run does not vouch for an image, and its notes."""
+    for reason in trust["reasons"]:
+        click.echo(f"chestclip: warning: {name}: {reason}", err=True)
+    for note in trust["notes"]:
+        click.echo(f"chestclip: note: {name}: {note}", err=True)
+
+
 @cli.command("explain")
 @RUN_OPTION
 @click.option(
@@ -479,6 +495,7 @@ def retrieve(
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [RUN/explain].")
 @DEVICE_OPTION
+@ALLOW_OOD_OPTION
 def explain_command(
     run_dir: Path,
     image: Path | None,
@@ -491,6 +508,7 @@ def explain_command(
     masks: Path | None,
     out: Path | None,
     device: str | None,
+    allow_ood: bool,
 ) -> None:
     """Grad-CAM heat maps, ROI zone analysis and measured faithfulness."""
     from chestclip.explain.stage import explain_image, explain_split
@@ -499,10 +517,15 @@ def explain_command(
     out = out or RunLayout(run_dir).explain
     if image is not None:
         method = methods[0] if methods else None
-        result = explain_image(run_dir, image, out, text, method, head, device)
+        result = explain_image(run_dir, image, out, text, method, head, device, allow_ood)
+        warn_untrusted(str(image), result["trust"])
+        if result["trust"]["refused"]:
+            click.echo("no decision: " + "; ".join(result["trust"]["reasons"]))
+            return
         zones = ", ".join(result["top_zones"])
+        where = f"top zones ({result['zones']} zones): {zones}" if result["zones"] else "no zones"
         probability = result["probability_diseased"]
-        click.echo(f"P(diseased) {probability:.3f} · {result['method']} · top zones: {zones}")
+        click.echo(f"P(diseased) {probability:.3f} · {result['method']} · {where}")
         click.echo(f"→ {out}")
         return
     if data_dir is None:
@@ -589,6 +612,7 @@ def demo(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON lines).")
 @MAX_MEGAPIXELS_OPTION
 @DEVICE_OPTION
+@ALLOW_OOD_OPTION
 def predict(
     run_dir: Path,
     files: tuple[Path, ...],
@@ -599,6 +623,7 @@ def predict(
     as_json: bool,
     max_megapixels: float,
     device: str | None,
+    allow_ood: bool,
 ) -> None:
     """P(diseased) for PNG, JPEG or DICOM files, with decisions, ROI zones and overlays."""
     import json
@@ -607,16 +632,22 @@ def predict(
 
     failed = 0
     max_pixels = int(max_megapixels * 1e6)
-    results = predict_files(run_dir, files, indication, cam_dir, method, drafts, max_pixels, device)
+    results = predict_files(
+        run_dir, files, indication, cam_dir, method, drafts, max_pixels, device, allow_ood
+    )
     for result in results:
         if result.error:
             failed += 1
             click.echo(f"chestclip: error: {result.error}", err=True)
             continue
+        warn_untrusted(result.file, result.trust)
         if as_json:
             click.echo(json.dumps(result.as_dict(), default=str))
             continue
         click.echo(result.file)
+        if result.trust["refused"]:
+            click.echo("  no decision: " + "; ".join(result.trust["reasons"]))
+            continue
         for head, probability in result.probabilities.items():
             threshold, decision = result.thresholds[head], result.decisions[head]
             verdict = (
@@ -629,7 +660,8 @@ def predict(
             ", ".join(f"{zone} {share:.0%}" for zone, share in result.top_zones) or "map is empty"
         )
         click.echo(
-            f"  top zones: {zones}" + (f"  overlay: {result.overlay}" if result.overlay else "")
+            (f"  top zones ({result.zones} zones): {zones}" if result.zones else "  no zones")
+            + (f"  overlay: {result.overlay}" if result.overlay else "")
         )
         for draft in result.drafts:
             report = f"{draft['findings']} {draft['impression']}".strip()

@@ -45,6 +45,19 @@ def test_batch_outputs(explained):
     assert summary_table(summary).loc["cnn-gradcam", "images"] == "24"
 
 
+def test_zones_used_are_recorded_and_reported(explained):
+    from chestclip.evaluation.report import faithfulness_table
+
+    _, out, _ = explained
+    roi = pd.read_csv(out / "roi.csv")
+    assert set(roi["zones"]) <= {"anatomy", "template"}
+    counts = json.loads((out / "faithfulness.json").read_text())["zones"]
+    assert sum(counts.values()) == 24 and counts.get("anatomy", 0) > 12
+    assert "ROI zones (outlined on the gallery): anatomy for" in faithfulness_table(
+        out / "faithfulness.json"
+    )
+
+
 def test_single_image_with_and_without_text(explained, prepared_phantoms, tmp_path):
     run, _, _ = explained
     images = pd.read_csv(prepared_phantoms / "images.csv").query("projection == 'Frontal'")
@@ -54,7 +67,10 @@ def test_single_image_with_and_without_text(explained, prepared_phantoms, tmp_pa
     assert math.isclose(sum(result["zone_masses"].values()), 1.0, abs_tol=1e-6) or all(
         math.isnan(v) for v in result["zone_masses"].values()
     )
-    assert result["mentioned_zones"] == ["right_lower"]
+    assert result["mentioned_zones"] == ["right_lower"] and result["zones"] in (
+        "anatomy",
+        "template",
+    )
     assert (tmp_path / f"{Path(path).stem}_cnn-gradcam.png").stat().st_size > 5_000
     assert (tmp_path / f"{Path(path).stem}_cnn-gradcam.json").is_file()
     image_only = explain_image(run, path, tmp_path / "image")

@@ -160,3 +160,21 @@ def test_a_server_with_a_token_is_used_from_the_address_fragment(
         page.set_input_files("#file", xray_files["png"])
         page.wait_for_selector("#results[data-file='a.png']", state="visible")
         page.close()
+
+
+def test_a_refused_image_shows_the_reason_and_no_heat_map(page, url, tmp_path):
+    from chestclip.phantom.outliers import photo
+
+    Image.fromarray(photo(np.random.default_rng(0), 300)).save(tmp_path / "photo.png")
+    page.goto(url)
+    page.wait_for_selector("#method option", state="attached")
+    page.set_input_files("#file", str(tmp_path / "photo.png"))
+    page.wait_for_selector("#results[data-file='photo.png']", state="visible")
+    banner = page.locator("#trust-banner")
+    assert banner.is_visible() and banner.inner_text().startswith("No decision: out of")
+    assert page.inner_text("#heads tbody td.decision") == "no decision"
+    assert page.is_hidden("#heatmap") and page.is_hidden("#zones-layer")
+    page.check("#allow-ood")  # scored anyway, still flagged
+    page.wait_for_selector("#trust-banner.flagged >> text=Flagged, scored anyway")
+    page.wait_for_selector("#heatmap", state="visible")
+    assert page.problems == []

@@ -4,7 +4,8 @@ scores: heads come from ``chestclip probe``, and a stale one (trained on other C
 another prepared dataset) is refused.
 
 Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
-``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/``.
+``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/``, and fits the OOD guard
+(``RUN/ood/``, ``chestclip.inference.trust``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from chestclip.evaluation.figures import (
 )
 from chestclip.evaluation.metrics import evaluate_head, format_difference, reliability_bins
 from chestclip.evaluation.schema import SCHEMA_VERSION, validate_metrics
+from chestclip.inference.trust import fit_guard
 from chestclip.models import load_clip
 from chestclip.training.probe import head_features, load_head
 from chestclip.utils.device import model_device, resolve_device
@@ -230,7 +232,11 @@ def evaluate(
     ) | score_finetuned(layout, data, frames)
     text_fields = [h["text_fields"] for h in heads.values() if h["text_fields"]]
     heads |= score_text_baselines(data, frames, text_fields, config.seed)
-    return write_evaluation(layout.root, data, frames, heads, threshold_method, n_boot, config.seed)
+    document = write_evaluation(
+        layout.root, data, frames, heads, threshold_method, n_boot, config.seed
+    )
+    fit_guard(layout.root, data_dir, device)  # the OOD guard's thresholds come from validation
+    return document
 
 
 def evaluate_text_baselines(

@@ -135,7 +135,20 @@ def faithfulness_table(path: Path) -> str:
         f"{html.escape(str(summary.get('default_chosen_on', summary['split'])))} split. The rank "
         "correlation is the cascading randomisation's once the head, projection and top block "
         "are re-initialised; every step is plotted below.</p>"
-        f"<table><tr><th>method</th>{header}</tr>{rows}</table>"
+        f"<table><tr><th>method</th>{header}</tr>{rows}</table>{zones_note(summary)}"
+    )
+
+
+def zones_note(summary: dict[str, Any]) -> str:
+    """Which zones the ROI shares were measured in (outlined in the gallery)."""
+    counts = summary.get("zones")
+    if not counts:
+        return ""
+    used = ", ".join(f"{source} for {n} image{'s' * (n != 1)}" for source, n in counts.items())
+    return (
+        f"<p>ROI zones (outlined on the gallery): {html.escape(used)}. <i>anatomy</i>: placed "
+        "on the lung fields and heart found in that film; <i>template</i>: the average adult "
+        "PA layout fitted into the film's content, where no plausible lungs were found.</p>"
     )
 
 

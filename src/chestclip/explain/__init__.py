@@ -17,6 +17,7 @@ Typical use::
 
 Modules: ``base`` (interface, hooks), one module per method (``attention_gradcam``, ``gradcam``,
 ``rollout``, ``cnn_gradcam``), ``registry`` (``METHODS``, ``explain``), ``roi`` (anatomical zones),
+``anatomy`` (zones placed on each frontal film's lungs and heart, the template as fallback),
 ``lexicon`` (zones a report mentions), ``faithfulness`` (deletion/insertion, pointing game, energy
 in the lesion, cascading randomisation), ``summary`` (per-method figures with intervals, the
 default method), ``overlay`` (figures), ``measure`` (a split explained image by image), ``stage``

@@ -25,6 +25,7 @@ from chestclip.data.dataset import fallback_note
 from chestclip.data.images import fit_square
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.features import FeatureCache
+from chestclip.explain.anatomy import Zones, image_zones
 from chestclip.explain.faithfulness import (
     area_fraction,
     cascading_randomisation,
@@ -72,6 +73,7 @@ class SplitMaps:
     texts: np.ndarray | None
     fallback: str | None = None  # why every view was explained: the split has no frontal image
     device: torch.device | str = "cpu"  # the explained model's
+    zones: dict[int, Zones] = dataclasses.field(default_factory=dict)  # by position, as maps
 
     def text(self, position: int) -> torch.Tensor | None:
         if self.texts is None:
@@ -122,13 +124,15 @@ def measure_split(
         mask = lesion_mask(masks_dir, record["image_id"], image.shape[0], resize)
         has_lesion = mask is not None and bool(mask.any())
         zones = mentioned_zones(findings.iloc[position])
+        # zones on this film's anatomy, or the template where no plausible lungs are found
+        anatomy = measured.zones[position] = image_zones(image)
         for method in methods:
             start = time.perf_counter()
             heatmap = explain(model, pixels, explainer.score(text_embedding), method)
             seconds = time.perf_counter() - start
             measured.maps[method][position] = heatmap
             flat = bool(heatmap.max() == heatmap.min())
-            masses = zone_masses(heatmap)
+            masses = zone_masses(heatmap, anatomy.masks)
             curves = faithfulness(
                 pixels,
                 heatmap,
@@ -146,6 +150,7 @@ def measure_split(
                     "method": method,
                     "seconds": seconds,
                     "empty_map": flat,
+                    "zones": anatomy.source,
                     "top_zones": ";".join(name for name, _ in top_zones(masses)),
                     "mentioned_zones": ";".join(sorted(zones)),
                     "agreement": agreement(masses, zones)

@@ -2,8 +2,10 @@
 the randomisation cascade's rank correlations, step by step.
 
 A perceptually uniform colour map (``inferno``) over the grey X-ray, so heat reads the same in
-print, in grey scale and for colour-blind readers. Figures are written atomically
-(``chestclip.evaluation.plots.save_figure``).
+print, in grey scale and for colour-blind readers. When the zones the ROI shares were measured in
+are given (``chestclip.explain.anatomy.Zones``), their outlines are drawn over the heat map and the
+title says whether they follow the image's anatomy or the template. Figures are written
+atomically (``chestclip.evaluation.plots.save_figure``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 
 from chestclip.evaluation.plots import save_figure
+from chestclip.explain.anatomy import Zones
+from chestclip.explain.roi import OUTSIDE
 
 DEFAULT_CMAP = "inferno"
 DEFAULT_ALPHA = 0.5
+ZONE_COLOUR = "#7fdbff"
 
 
 def overlay_caption(
@@ -50,20 +55,35 @@ def _draw(
     return ax.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
 
 
+def draw_zones(ax: Axes, zones: Zones) -> None:
+    """Outline each zone (the disjoint masks the shares are measured in) on ``ax``."""
+    for name, mask in zones.masks.items():
+        if name != OUTSIDE and mask.any():
+            ax.contour(mask, levels=[0.5], colors=ZONE_COLOUR, linewidths=0.7)
+
+
+def zones_label(zones: Zones | None) -> str:
+    return "" if zones is None else f" · zones: {zones.source}"
+
+
 def overlay_figure(
     image: np.ndarray,
     heatmap: np.ndarray,
     caption: str,
     alpha: float = DEFAULT_ALPHA,
     cmap: str = DEFAULT_CMAP,
+    zones: Zones | None = None,
 ) -> plt.Figure:
-    """The original ``image`` [H, W] beside it with ``heatmap`` [H, W] in [0, 1] overlaid."""
+    """The original ``image`` [H, W] beside it with ``heatmap`` [H, W] in [0, 1] overlaid, and
+    the outlines of ``zones`` when given."""
     grey = _grey(image, heatmap)  # checked before a figure exists, so none leaks on error
     figure, (original, overlaid) = plt.subplots(1, 2, figsize=(8, 4.4))
     _draw(original, grey, None, alpha, cmap)
     original.set_title("original")
     colours = _draw(overlaid, grey, heatmap, alpha, cmap)
-    overlaid.set_title("saliency")
+    if zones is not None:
+        draw_zones(overlaid, zones)
+    overlaid.set_title("saliency" + zones_label(zones))
     figure.colorbar(colours, ax=overlaid, fraction=0.046, pad=0.04, label="relative saliency")
     figure.suptitle(caption)
     return figure
@@ -76,18 +96,21 @@ def save_overlay(
     caption: str,
     alpha: float = DEFAULT_ALPHA,
     cmap: str = DEFAULT_CMAP,
+    zones: Zones | None = None,
 ) -> None:
     """Write :func:`overlay_figure` atomically to ``path`` (format from its suffix, e.g. PNG)."""
-    save_figure(overlay_figure(image, heatmap, caption, alpha, cmap), path)
+    save_figure(overlay_figure(image, heatmap, caption, alpha, cmap, zones), path)
 
 
 @dataclass(frozen=True)
 class OverlayPanel:
-    """One gallery cell: an image [H, W], its heat map [H, W] in [0, 1] and a title."""
+    """One gallery cell: an image [H, W], its heat map [H, W] in [0, 1], a title and the zones
+    its shares were measured in (outlined when given)."""
 
     image: np.ndarray
     heatmap: np.ndarray
     title: str
+    zones: Zones | None = None
 
 
 def gallery_figure(
@@ -108,7 +131,9 @@ def gallery_figure(
         ax.set_axis_off()
     for ax, panel, grey in zip(axes.flat, panels, greys, strict=False):
         _draw(ax, grey, panel.heatmap, alpha, cmap)
-        ax.set_title(panel.title, fontsize=9)
+        if panel.zones is not None:
+            draw_zones(ax, panel.zones)
+        ax.set_title(panel.title + zones_label(panel.zones), fontsize=9)
     if title:
         figure.suptitle(title)
     return figure

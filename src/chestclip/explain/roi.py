@@ -6,7 +6,8 @@ patient's RIGHT lung: ``right_*`` zones lie at small ``x``. The template is an a
 film (placed on the phantoms' anatomy); zones are boxes or polygons that may overlap, and
 :func:`exclusive_masks` makes them a partition: each pixel belongs to the FIRST zone in priority
 order that contains its centre, and pixels in no zone form ``outside``. Zone masses therefore sum
-to 1 exactly. A per-image segmentation can replace the template (``zone_masses(heat, masks)``).
+to 1 exactly. ``chestclip.explain.anatomy`` places the same zones on each frontal film's own lungs
+and heart, or fits this template into the film's content (``zone_masses(heat, masks)``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import numpy as np
 from matplotlib.path import Path as Polygon
 
 OUTSIDE = "outside"
+Vertices = list[tuple[float, float]]  # a polygon in normalised (x, y)
 
 
-def _box(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
+def box(x0: float, y0: float, x1: float, y1: float) -> Vertices:
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
-def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 32) -> list[tuple[float, float]]:
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 32) -> Vertices:
     angles = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
     return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in angles]
 
@@ -32,17 +34,17 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 32) -> list[tu
 # In priority order: small, specific zones first, so they win where they overlap larger ones.
 # Lung zones split the lung fields' height (apex 0.10 to the lateral diaphragm 0.80) in three,
 # mirrored about x = 0.5; placed by eye on the phantoms' PA anatomy (chestclip.phantom).
-TEMPLATE: dict[str, list[tuple[float, float]]] = {
-    "right_costophrenic": _box(0.07, 0.66, 0.27, 0.86),
-    "left_costophrenic": _box(0.73, 0.66, 0.93, 0.86),
+TEMPLATE: dict[str, Vertices] = {
+    "right_costophrenic": box(0.07, 0.66, 0.27, 0.86),
+    "left_costophrenic": box(0.73, 0.66, 0.93, 0.86),
     "cardiac_silhouette": _ellipse(0.56, 0.64, 0.17, 0.13),
-    "mediastinum": _box(0.41, 0.05, 0.59, 0.55),
-    "right_upper": _box(0.12, 0.10, 0.47, 0.33),
-    "right_middle": _box(0.10, 0.33, 0.47, 0.57),
-    "right_lower": _box(0.08, 0.57, 0.47, 0.80),
-    "left_upper": _box(0.53, 0.10, 0.88, 0.33),
-    "left_middle": _box(0.53, 0.33, 0.90, 0.57),
-    "left_lower": _box(0.53, 0.57, 0.92, 0.80),
+    "mediastinum": box(0.41, 0.05, 0.59, 0.55),
+    "right_upper": box(0.12, 0.10, 0.47, 0.33),
+    "right_middle": box(0.10, 0.33, 0.47, 0.57),
+    "right_lower": box(0.08, 0.57, 0.47, 0.80),
+    "left_upper": box(0.53, 0.10, 0.88, 0.33),
+    "left_middle": box(0.53, 0.33, 0.90, 0.57),
+    "left_lower": box(0.53, 0.57, 0.92, 0.80),
 }
 ZONES: tuple[str, ...] = (*TEMPLATE, OUTSIDE)
 
@@ -66,14 +68,17 @@ def exclusive_masks(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return exclusive
 
 
-def zone_masks(height: int, width: int) -> dict[str, np.ndarray]:
-    """The template's zones rasterised at ``height`` x ``width`` (pixel centres): disjoint
-    boolean masks ``[H, W]`` covering the image, ``outside`` included."""
+def zone_masks(
+    height: int, width: int, polygons: Mapping[str, Vertices] = TEMPLATE
+) -> dict[str, np.ndarray]:
+    """Zones (the template's, or ``polygons`` in its priority order) rasterised at ``height`` x
+    ``width`` (pixel centres): disjoint boolean masks ``[H, W]`` covering the image, ``outside``
+    included."""
     ys, xs = np.mgrid[0:height, 0:width]
     centres = np.column_stack([(xs.ravel() + 0.5) / width, (ys.ravel() + 0.5) / height])
     masks = {
         name: Polygon(vertices).contains_points(centres).reshape(height, width)
-        for name, vertices in TEMPLATE.items()
+        for name, vertices in polygons.items()
     }
     return exclusive_masks(masks)
 

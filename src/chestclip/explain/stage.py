@@ -24,7 +24,8 @@ from chestclip.data.readers import read_xray_for_model
 from chestclip.data.text import section_text
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import validation_thresholds
-from chestclip.evaluation.features import encode_texts
+from chestclip.evaluation.features import encode_images, encode_texts
+from chestclip.explain.anatomy import image_zones
 from chestclip.explain.base import head_score
 from chestclip.explain.lexicon import agreement, mentioned_zones
 from chestclip.explain.measure import (
@@ -43,6 +44,7 @@ from chestclip.explain.overlay import (
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.summary import choose_default_method, summarise, summarise_cascade
+from chestclip.inference.trust import TrustPolicy, Verdict
 from chestclip.models import ChestCLIP, load_clip
 from chestclip.models.heads import HEAD_INPUTS
 from chestclip.training.finetune import FINETUNED, ImageClassifier, load_image_baseline
@@ -141,9 +143,12 @@ def explain_image(
     method: str | None = None,
     head: str | None = None,
     device: str | torch.device | None = None,
+    allow_ood: bool = False,
 ) -> dict[str, Any]:
     """Heat map, overlay PNG and ROI shares for one image file (PNG, JPEG or DICOM, read as
-    ``chestclip predict`` reads it); the model runs on ``device`` (default: CUDA when there)."""
+    ``chestclip predict`` reads it); the model runs on ``device`` (default: CUDA when there). An
+    image the run's trust policy flags (``chestclip.inference.trust``) gets none of them unless
+    ``allow_ood``, and a lateral film no zones."""
     run, out = Path(run), Path(out)
     explainer = Explainer.load(run, head or ("multimodal" if text else "image"), device)
     if explainer.needs_text and not text:
@@ -154,33 +159,61 @@ def explain_image(
     size = explainer.model.image_encoder.image_size
     image = read_xray_for_model(image_file, size, prepared["resize"])
     pixels = as_pixels(image, explainer.device)
+    method = method or default_method(explainer.model)
+    stem = Path(image_file).stem
+    verdict = image_verdict(run, explainer, image, prepared, allow_ood)
+    result: dict[str, Any] = {
+        "image": str(image_file),
+        "head": explainer.info["name"],
+        "method": method,
+        "probability_diseased": None,
+        "trust": verdict.as_dict(),
+    }
+    if verdict.refused:
+        atomic_write_json(out / f"{stem}_{method}.json", result)
+        return result
     text_embedding = (
         explainer.text_embedding(text, prepared["clean"]) if explainer.needs_text else None
     )
-    method = method or default_method(explainer.model)
     heatmap = explain(explainer.model, pixels, explainer.score(text_embedding), method)
     probability = explainer.probability(pixels, text_embedding)
-    masses = zone_masses(heatmap)
-    zones = mentioned_zones(text) if text else set()
-    stem = Path(image_file).stem
+    zones = image_zones(image) if verdict.frontal else None
+    masses = zone_masses(heatmap, zones.masks) if zones else {}
+    mentioned = mentioned_zones(text) if text and zones else set()
     save_overlay(
         out / f"{stem}_{method}.png",
         image,
         heatmap,
         overlay_caption(probability, "diseased", method),
+        zones=zones,
     )
-    result = {
-        "image": str(image_file),
-        "head": explainer.info["name"],
-        "method": method,
+    result |= {
         "probability_diseased": probability,
+        "zones": zones.source if zones else None,
         "zone_masses": masses,
         "top_zones": [name for name, _ in top_zones(masses)],
-        "mentioned_zones": sorted(zones),
-        "agreement": agreement(masses, zones) if zones else None,
+        "mentioned_zones": sorted(mentioned),
+        "agreement": agreement(masses, mentioned) if mentioned else None,
     }
     atomic_write_json(out / f"{stem}_{method}.json", result)
     return result
+
+
+def image_verdict(
+    run: Path, explainer: Explainer, image: np.ndarray, prepared: dict[str, Any], allow_ood: bool
+) -> Verdict:
+    """The run's trust policy on ``image`` uint8 [S, S] for ``explainer``'s head; the OOD guard
+    reads the run's CLIP embedding even when the fine-tuned baseline is explained."""
+    policy = TrustPolicy.load(run, [explainer.info], prepared)
+    embedding = None
+    if policy.guard is not None:
+        clip = (
+            explainer.model
+            if isinstance(explainer.model, ChestCLIP)
+            else load_clip(run, explainer.device)[0]
+        )
+        embedding = encode_images(clip, image[None])[0]
+    return policy.check(image, embedding, allow_ood)
 
 
 def gallery_rows(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -265,6 +298,8 @@ def explain_split(
     if split != CHOOSING_SPLIT:
         with atomic_path(out / f"roi_{CHOOSING_SPLIT}.csv") as tmp:
             choosing.roi.to_csv(tmp, index=False)
+    # which zones the ROI shares were measured in: per-image anatomy or the template fallback
+    zones = measured.roi.drop_duplicates("image_id")["zones"].value_counts().to_dict()
     fallbacks = [m.fallback for m in (choosing, measured) if m.fallback]
     views = {"views": "all", "warning": fallbacks[-1]} if fallbacks else {"views": "frontal"}
     summary = {
@@ -272,6 +307,7 @@ def explain_split(
         "head": explainer.info["name"],
         **views,
         **summary,
+        "zones": zones,
         "default_method": best,
         "default_chosen_on": CHOOSING_SPLIT,
         "validation": {"images": choosing.roi["image_id"].nunique(), **validation},
@@ -314,6 +350,7 @@ def save_gallery_of(
             np.asarray(data.array[measured.table.iloc[positions[r.image_id]]["row"]]),
             measured.maps[method][positions[r.image_id]],
             f"{r.outcome} · P={r.probability:.2f} · {r.image_id}",
+            measured.zones[positions[r.image_id]],
         )
         for r in chosen.itertuples()
     ]

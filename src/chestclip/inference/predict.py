@@ -8,6 +8,11 @@ it); :func:`predict_files` runs it over files.
 Heads that read report text are only used when the text they were trained on is available: with
 ``--indication`` the indication-only heads run; heads trained on findings never see a new
 image's (unwritten) findings, so they are not offered.
+
+Every image first meets the run's trust policy (``chestclip.inference.trust``): an image unlike
+the training images (the OOD guard) or of a view the heads never saw gets no probability and no
+decision, only the reason, unless ``allow_ood`` asks for them (still flagged). Lung zones are
+found per image on frontal films (``chestclip.explain.anatomy``); lateral films get none.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from chestclip.data.readers import ImageReadError, read_xray_for_model
 from chestclip.data.text import clean_text
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import validation_thresholds
+from chestclip.explain.anatomy import Zones, image_zones
 from chestclip.explain.overlay import overlay_caption, save_overlay
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.stage import Explainer, as_pixels, default_method
+from chestclip.inference.trust import TrustPolicy, Verdict
 from chestclip.retrieval.index import EmbeddingIndex, nearest_reports
 from chestclip.training.pretrain import read_training_data
 from chestclip.utils.device import model_device
@@ -49,9 +56,11 @@ class Prediction:
 
     file: str
     error: str | None = None
-    probabilities: dict[str, float] = field(default_factory=dict)
+    probabilities: dict[str, float | None] = field(default_factory=dict)
     thresholds: dict[str, float | None] = field(default_factory=dict)
     decisions: dict[str, str | None] = field(default_factory=dict)
+    trust: dict[str, Any] = field(default_factory=dict)  # Verdict.as_dict()
+    zones: str | None = None  # "anatomy" | "template"; None: lateral, or refused
     top_zones: list[tuple[str, float]] = field(default_factory=list)
     overlay: str | None = None
     drafts: list[dict[str, Any]] = field(default_factory=list)
@@ -64,14 +73,16 @@ class Prediction:
 class ImagePrediction:
     """What :meth:`Predictor.predict` finds in one image."""
 
-    probabilities: dict[str, float]  # head → P(diseased)
+    probabilities: dict[str, float | None]  # head → P(diseased) (None: refused)
     thresholds: dict[str, float | None]  # head → validation-chosen threshold (None: not evaluated)
-    decisions: dict[str, str | None]  # head → "diseased" / "normal" (None: no threshold)
+    decisions: dict[str, str | None]  # head → "diseased" / "normal" (None: no threshold, refused)
     explained_head: str  # whose score the heat map explains
     method: str
-    heatmap: np.ndarray  # float32 [S, S] in [0, 1]
+    heatmap: np.ndarray | None  # float32 [S, S] in [0, 1] (None: refused)
     zone_masses: dict[str, float]  # zone → share of the map's mass (NaN for an empty map)
     drafts: list[dict[str, Any]]  # nearest distinct training reports, most similar first
+    verdict: Verdict  # the OOD guard's and the view check's findings
+    zones: Zones | None  # the zones the masses are shares of (None: lateral film, or refused)
 
     @property
     def top_zones(self) -> list[tuple[str, float]]:
@@ -114,12 +125,14 @@ class Predictor:
         thresholds: dict[str, float],
         training_data: dict[str, Any],
         index: EmbeddingIndex | None,
+        trust: TrustPolicy,
     ) -> None:
         self.run = run
         self.explainers = explainers
         self.thresholds = thresholds
         self.training_data = training_data
         self.index = index
+        self.trust = trust
         self.model = next(iter(explainers.values())).model
         self._lock = threading.Lock()
 
@@ -133,7 +146,9 @@ class Predictor:
         explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True), device)
         train_index = RunLayout(run).retrieval_index("train")
         index = EmbeddingIndex.load(train_index) if (train_index / "index.json").is_file() else None
-        return cls(run, explainers, validation_thresholds(run), read_training_data(run), index)
+        training_data = read_training_data(run)
+        trust = TrustPolicy.load(run, (e.info for e in explainers.values()), training_data)
+        return cls(run, explainers, validation_thresholds(run), training_data, index, trust)
 
     @property
     def image_size(self) -> int:
@@ -170,9 +185,12 @@ class Predictor:
         indication: str | None = None,
         method: str | None = None,
         drafts: int = 3,
+        allow_ood: bool = False,
     ) -> ImagePrediction:
         """Score ``image`` uint8 [S, S] with every usable head and explain one of them: the
-        multimodal head's score when it runs (the paper's), else the image head's."""
+        multimodal head's score when it runs (the paper's), else the image head's. An image the
+        trust policy flags gets no probabilities, decisions, heat map or drafts unless
+        ``allow_ood``."""
         if image.shape != (self.image_size, self.image_size):
             raise ValueError(f"image must be [{self.image_size}, {self.image_size}]: {image.shape}")
         method = method or self.default_method
@@ -189,7 +207,25 @@ class Predictor:
         names = self.heads_for(indication)
         explainers = {name: self.explainers[name] for name in names}
         explained = next((name for name, e in explainers.items() if e.needs_text), names[0])
+        thresholds = {name: self.thresholds.get(name) for name in names}
         pixels = as_pixels(image, model_device(self.model))
+        with self._lock, torch.inference_mode():
+            embedding = self.model.encode_image(pixels)[0].float().cpu().numpy()  # [D]
+        verdict = self.trust.check(image, embedding, allow_ood)
+        if verdict.refused:
+            no_probability, no_decision = dict.fromkeys(names), dict.fromkeys(names)
+            return ImagePrediction(
+                no_probability,
+                thresholds,
+                no_decision,
+                explained,
+                method,
+                None,
+                {},
+                [],
+                verdict,
+                None,
+            )
         cleaned = (  # outside the lock: the lock is for the model alone
             clean_text(indication, self.training_data["clean"])
             if indication and any(e.needs_text for e in explainers.values())
@@ -202,17 +238,11 @@ class Predictor:
                     name: e.probability(pixels, text if e.needs_text else None)
                     for name, e in explainers.items()
                 }
-                embedding = (
-                    self.model.encode_image(pixels)[0].float().cpu().numpy()
-                    if self.index is not None and drafts
-                    else None
-                )
             scorer = explainers[explained]
             # the heat map needs gradients: outside inference mode
             heatmap = explain(
                 self.model, pixels, scorer.score(text if scorer.needs_text else None), method
             )
-        thresholds = {name: self.thresholds.get(name) for name in names}
         decisions = {
             name: None
             if thresholds[name] is None
@@ -221,9 +251,10 @@ class Predictor:
         }
         found = (
             nearest_reports(self.index, embedding, drafts).to_dict("records")
-            if embedding is not None
+            if self.index is not None and drafts
             else []
         )
+        zones = image_zones(image) if verdict.frontal else None
         return ImagePrediction(
             probabilities,
             thresholds,
@@ -231,8 +262,10 @@ class Predictor:
             explained,
             method,
             heatmap,
-            zone_masses(heatmap),
+            zone_masses(heatmap, zones.masks) if zones else {},
             found,
+            verdict,
+            zones,
         )
 
 
@@ -245,9 +278,11 @@ def predict_files(
     drafts: int = 3,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     device: str | torch.device | None = None,
+    allow_ood: bool = False,
 ) -> Iterator[Prediction]:
     """Predict every file in turn (on ``device``, default CUDA when available); an unreadable
-    file (or one of more than ``max_pixels`` pixels) yields a Prediction with ``error``."""
+    file (or one of more than ``max_pixels`` pixels) yields a Prediction with ``error``; a
+    flagged one (trust policy) no probabilities unless ``allow_ood``."""
     predictor = Predictor.load(run, device)
     predictor.heads_for(indication)  # no head for this input: say so before reading any file
     for file in files:
@@ -256,16 +291,18 @@ def predict_files(
         except ImageReadError as err:
             yield Prediction(str(file), error=str(err))
             continue
-        found = predictor.predict(image, indication, method, drafts)
+        found = predictor.predict(image, indication, method, drafts, allow_ood)
         result = Prediction(
             str(file),
             probabilities=found.probabilities,
             thresholds=found.thresholds,
             decisions=found.decisions,
+            trust=found.verdict.as_dict(),
+            zones=found.zones.source if found.zones else None,
             top_zones=found.top_zones,
             drafts=found.drafts,
         )
-        if cam_dir is not None:
+        if cam_dir is not None and found.heatmap is not None:
             # never overwritten: a name taken (same file name in another folder, or an earlier
             # run's overlay) gets -2, -3, …
             path = claim_new_path(Path(cam_dir) / f"{Path(file).name}.{found.method}.png")
@@ -274,6 +311,6 @@ def predict_files(
                 POSITIVE,
                 f"{found.method} ({found.explained_head} head)",
             )
-            save_overlay(path, image, found.heatmap, caption)
+            save_overlay(path, image, found.heatmap, caption, zones=found.zones)
             result.overlay = str(path)
         yield result

@@ -17,7 +17,9 @@ import numpy as np
 from chestclip.phantom.exposure import expose
 from chestclip.phantom.frontal import (
     IMAGE_SIGN,
+    SIDES,
     FrontalAnatomy,
+    Heart,
     costophrenic_angle,
     enlarged_heart,
     lung_span,
@@ -99,13 +101,7 @@ def draw_frontal(
     Contrast scales linearly with ``visibility``, lesion extent with ``min(1, visibility) ** 0.5``;
     at 0 nothing is drawn and no masks are returned.
     """
-    heart = anatomy.heart
-    if visibility > 0:
-        for finding in findings:
-            if finding.kind == "cardiomegaly":
-                growth = min(HEART_GROWTH[finding.severity] * visibility, 0.6)
-                heart = enlarged_heart(heart, growth)
-    scene = render_frontal(anatomy, size, heart)
+    scene = render_frontal(anatomy, size, drawn_heart(anatomy, findings, visibility))
     density = scene.density
     lesions: list[tuple[Finding, np.ndarray]] = []
     if visibility > 0 and findings:
@@ -125,6 +121,28 @@ def draw_frontal(
                 lesions.append((finding, mask))
     pixels = expose(density, anatomy.exposure, np.random.default_rng(noise_seed))
     return FrontalImage(pixels=pixels, lesions=tuple(lesions))
+
+
+def drawn_heart(anatomy: FrontalAnatomy, findings: tuple[Finding, ...], visibility: float) -> Heart:
+    """The heart as drawn: enlarged by a cardiomegaly finding, more so at higher visibility."""
+    heart = anatomy.heart
+    if visibility > 0:
+        for finding in findings:
+            if finding.kind == "cardiomegaly":
+                growth = min(HEART_GROWTH[finding.severity] * visibility, 0.6)
+                heart = enlarged_heart(heart, growth)
+    return heart
+
+
+def visible_fields(
+    anatomy: FrontalAnatomy, findings: tuple[Finding, ...], size: int, visibility: float
+) -> dict[str, np.ndarray]:
+    """The true anatomy of the film ``draw_frontal`` renders, boolean ``[size, size]`` each:
+    ``right`` and ``left`` lung fields where the heart does not hide them, and the ``heart``."""
+    scene = render_frontal(anatomy, size, drawn_heart(anatomy, findings, visibility))
+    heart = scene.region("heart") > 0
+    lungs = {side: (scene.region(side) > 0.5) & ~heart for side in SIDES}
+    return {**lungs, "heart": heart}
 
 
 Shape = Callable[[np.ndarray, np.ndarray], np.ndarray]  # profile in [0, 1] at points (p, v)

@@ -35,8 +35,8 @@ from chestclip.data.readers import ImageReadError
 from chestclip.errors import ChestClipError
 from chestclip.inference.model_card import model_card_facts
 from chestclip.inference.predict import MAX_INDICATION_CHARS, Predictor, reads_new_images
-from chestclip.serve.images import blended_overlay, coloured_heatmap, png_base64
-from chestclip.serve.schemas import Draft, HeadInfo, Health, ModelInfo, PredictResult
+from chestclip.serve.images import blended_overlay, coloured_heatmap, png_base64, zone_outlines
+from chestclip.serve.schemas import Draft, HeadInfo, Health, ModelInfo, PredictResult, Trust
 from chestclip.serve.security import (
     LOOPBACK_NAMES,
     RequestGuard,
@@ -129,6 +129,7 @@ def create_app(
 
     @app.get("/api/model")
     def model() -> ModelInfo:
+        guard = predictor.trust.guard
         return ModelInfo(
             run=predictor.run.name,
             image_size=predictor.image_size,
@@ -143,6 +144,9 @@ def create_app(
             methods=predictor.methods,
             default_method=predictor.default_method,
             retrieval_index=predictor.index is not None,
+            ood_guard=None
+            if guard is None
+            else {"method": guard.method, "threshold": guard.thresholds[guard.method]},
             max_upload_bytes=max_upload_bytes,
             card=card,
         )
@@ -157,6 +161,9 @@ def create_app(
         method: Annotated[
             str | None, Form(description="heat-map method [the model's default]")
         ] = None,
+        allow_ood: Annotated[
+            bool, Form(description="score a flagged image anyway (it stays flagged)")
+        ] = False,
     ) -> PredictResult:
         name = display_name(file.filename)
         with stored_upload(file.file.read(), name) as path, decode_slots:
@@ -165,22 +172,29 @@ def create_app(
             except ImageReadError as error:
                 problem = str(error).removeprefix(f"{path}: ")
                 raise ImageReadError(f"{name}: {problem}") from None
-        found = predictor.predict(image, (indication or "").strip() or None, method or None, drafts)
+        indication = (indication or "").strip() or None
+        found = predictor.predict(image, indication, method or None, drafts, allow_ood)
+        heatmap, zones = found.heatmap, found.zones
         return PredictResult(
             file=name,
             probabilities=found.probabilities,
             thresholds=found.thresholds,
             decisions=found.decisions,
+            trust=Trust(**found.verdict.as_dict()),
             explained_head=found.explained_head,
             method=found.method,
+            zones=zones.source if zones else None,
             zone_masses={
                 zone: None if math.isnan(share) else share
                 for zone, share in found.zone_masses.items()
             },
             top_zones=found.top_zones,
             image_png=png_base64(image),
-            heatmap_png=png_base64(coloured_heatmap(found.heatmap)),
-            overlay_png=png_base64(blended_overlay(image, found.heatmap)),
+            heatmap_png=None if heatmap is None else png_base64(coloured_heatmap(heatmap)),
+            zones_png=png_base64(zone_outlines(zones)) if zones and heatmap is not None else None,
+            overlay_png=None
+            if heatmap is None
+            else png_base64(blended_overlay(image, heatmap, zones=zones)),
             drafts=[
                 Draft(
                     rank=int(d["rank"]),

@@ -30,6 +30,9 @@ class ModelInfo(BaseModel):
     methods: list[str] = Field(description="heat-map methods that apply to this image encoder")
     default_method: str
     retrieval_index: bool = Field(description="nearest training reports are available")
+    ood_guard: dict[str, Any] | None = Field(
+        description="the OOD guard's method and threshold; null: not fitted (chestclip evaluate)"
+    )
     max_upload_bytes: int
     notice: str = RESEARCH_NOTICE
     card: dict[str, Any] = Field(description="model card facts: model, data, test results")
@@ -43,19 +46,40 @@ class Draft(BaseModel):
     impression: str
 
 
+class Trust(BaseModel):
+    """Whether the run vouches for this image (``chestclip.inference.trust.Verdict``)."""
+
+    flagged: bool = Field(description="out of distribution, or a view the heads never saw")
+    refused: bool = Field(description="flagged, allow_ood not asked: no probability or decision")
+    reasons: list[str] = Field(description="why it is flagged")
+    notes: list[str] = Field(description="e.g. the guard is not fitted; a lateral gets no zones")
+    ood: dict[str, Any] | None = Field(description="method, score, threshold; null: no guard")
+    view: dict[str, Any] | None = Field(description="projection, p_frontal; null: not told")
+
+
 class PredictResult(BaseModel):
     file: str = Field(description="the uploaded file's name (shown, never used as a path)")
-    probabilities: dict[str, float] = Field(description="head → P(diseased)")
+    probabilities: dict[str, float | None] = Field(description="head → P(diseased); null: refused")
     thresholds: dict[str, float | None] = Field(description="head → validation threshold")
-    decisions: dict[str, str | None] = Field(description='head → "diseased" or "normal"')
+    decisions: dict[str, str | None] = Field(
+        description='head → "diseased" or "normal"; null: no threshold, or refused'
+    )
+    trust: Trust
     explained_head: str = Field(description="the head whose score the heat map explains")
     method: str
+    zones: str | None = Field(
+        description='"anatomy": zones placed on the lungs and heart found in this image; '
+        '"template": the average layout fitted into its content; null: lateral, or refused'
+    )
     zone_masses: dict[str, float | None] = Field(
         description="zone → share of the heat map's mass (sums to 1; null for an empty map)"
     )
     top_zones: list[tuple[str, float]]
     image_png: str = Field(description="the grey image the model read, base64 PNG")
-    heatmap_png: str = Field(description="the heat map in colour (inferno), base64 PNG")
-    overlay_png: str = Field(description="the heat map over the image at 50 %, base64 PNG")
+    heatmap_png: str | None = Field(description="the heat map in colour (inferno), base64 PNG")
+    zones_png: str | None = Field(description="the zones' outlines, transparent elsewhere, PNG")
+    overlay_png: str | None = Field(
+        description="the heat map over the image at 50 % with the zones' outlines, base64 PNG"
+    )
     drafts: list[Draft] = Field(description="nearest distinct training reports")
     notice: str = RESEARCH_NOTICE

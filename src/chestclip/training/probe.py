@@ -144,6 +144,8 @@ def probe(
     explicit = tuple(text_fields) if text_fields else None
     plan = [(kind, explicit if kind in reads_text else None) for kind in kinds]
     plan += [(kind, fields) for fields in ablation for kind in reads_text]
+    # which projections the heads learnt from: a head that never saw a lateral refuses one
+    views = data.split_images("train")["projection"].value_counts().sort_index()
     trained = []
     for kind, fields in dict.fromkeys(plan):
         name = head_name(kind, fields)
@@ -155,6 +157,7 @@ def probe(
             "inputs": list(HEAD_INPUTS[kind]),
             "text_fields": read,
             "fingerprint": layout.features_fingerprint(data.root, read),
+            "views": {str(view): int(count) for view, count in views.items()},
         }
         trained.append(
             train_head(

@@ -160,6 +160,11 @@ class RunLayout:
         return self.eval / "predictions.csv"
 
     @property
+    def ood(self) -> Path:
+        """The OOD guard evaluate fits on the training and validation splits."""
+        return self.root / "ood"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 
@@ -222,7 +227,7 @@ class RunLayout:
         switched off, so the report never shows results of an older config)."""
         return {
             "baseline": (self.baselines,),
-            "evaluate": (self.eval,),
+            "evaluate": (self.eval, self.ood),
             "explain": (self.explain,),
             "zeroshot": (self.zeroshot, self.plot("zeroshot_auc")),
             "retrieve": (self.retrieval, self.plot("retrieval_recall")),

@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 let model = null;
 let current = null;
+let zonesPng = null; // the last result's zone outlines, shown while "Show zones" is ticked
 
 // A server exposed beyond loopback needs its token: open the page's address with
 // "#token=TOKEN" at its end. What follows '#' never reaches a server or its logs; the token is
@@ -73,6 +74,7 @@ async function analyse() {
   const indication = $("indication").value.trim();
   if (indication) form.append("indication", indication);
   if ($("method").value) form.append("method", $("method").value);
+  if ($("allow-ood").checked) form.append("allow_ood", "true");
   $("analyse").disabled = true;
   $("status").textContent = `analysing ${current.name}…`;
   try {
@@ -93,12 +95,45 @@ async function analyse() {
   }
 }
 
+function showLayer(id, png) {
+  $(id).hidden = !png;
+  if (png) $(id).src = `data:image/png;base64,${png}`;
+  else $(id).removeAttribute("src");
+}
+
+function showZones() {
+  showLayer("zones-layer", $("show-zones").checked ? zonesPng : null);
+}
+
+// Why the run gives no decision (or flags the one it gives), and what the reader should know.
+function showTrust(trust) {
+  const banner = $("trust-banner");
+  const reasons = trust.reasons.join("; ");
+  if (trust.refused) {
+    banner.textContent = `No decision: ${reasons}. Tick the box above to score it anyway.`;
+  } else if (trust.flagged) {
+    banner.textContent = `Flagged, scored anyway: ${reasons}.`;
+  } else {
+    banner.textContent = trust.notes.join("; ");
+  }
+  banner.className = trust.flagged ? "flagged" : "note";
+  banner.hidden = !banner.textContent;
+}
+
 function render(result) {
   $("file-name").textContent = result.file;
   $("xray").src = `data:image/png;base64,${result.image_png}`;
-  $("heatmap").src = `data:image/png;base64,${result.heatmap_png}`;
-  $("explained").textContent =
-    `${result.method} heat map of the ${result.explained_head} head's P(diseased)`;
+  showLayer("heatmap", result.heatmap_png);
+  zonesPng = result.zones_png;
+  showZones();
+  showTrust(result.trust);
+  $("explained").textContent = result.heatmap_png
+    ? `${result.method} heat map of the ${result.explained_head} head's P(diseased)`
+    : "no heat map: no decision for this image";
+  $("zones-source").textContent = result.zones
+    ? `zones: ${result.zones === "anatomy" ? "placed on the lungs and heart found in this image"
+      : "template fitted into the image (no plausible lungs found)"}`
+    : result.heatmap_png ? "no zones: lateral view (zones are for frontal films)" : "";
 
   const heads = $("heads").tBodies[0];
   heads.replaceChildren();
@@ -106,13 +141,13 @@ function render(result) {
     const row = heads.insertRow();
     row.dataset.head = name;
     cell(row, name);
-    const shown = cell(row, probability.toFixed(3), "probability");
+    const shown = cell(row, probability === null ? "—" : probability.toFixed(3), "probability");
     shown.dataset.probability = String(probability);
     const threshold = result.thresholds[name];
     cell(row, threshold === null ? "—" : threshold.toFixed(3));
     const decision = result.decisions[name];
-    cell(row, decision === null ? "no threshold: run chestclip evaluate" : decision,
-      `decision ${decision || ""}`);
+    const missing = result.trust.refused ? "no decision" : "no threshold: run chestclip evaluate";
+    cell(row, decision === null ? missing : decision, `decision ${decision || ""}`);
   }
 
   const zones = $("zones").tBodies[0];
@@ -163,6 +198,8 @@ document.addEventListener("DOMContentLoaded", () => {
     analyse();
   });
   $("method").addEventListener("change", () => current && analyse());
+  $("allow-ood").addEventListener("change", () => current && analyse());
+  $("show-zones").addEventListener("change", showZones);
   $("opacity").addEventListener("input", setOpacity);
   const drop = $("drop");
   for (const name of ["dragenter", "dragover"]) {
