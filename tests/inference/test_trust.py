@@ -69,6 +69,19 @@ def test_lateral_film_refused_by_heads_trained_on_frontal_films(frontal_run, out
     assert "no decision:" in result.stdout and "warning" in result.stderr
 
 
+def test_the_view_check_alone_refuses_a_lateral_film(frontal_run, outlier_files, tmp_path):
+    """Without the OOD guard (a run evaluated before it existed) the real path's view inference
+    still tells the lateral film and refuses it for heads that saw frontal films only."""
+    run = tmp_path / "no-guard"
+    shutil.copytree(frontal_run, run, ignore=shutil.ignore_patterns("ood"))
+    (lateral,) = predict_files(run, [outlier_files["lateral"]])
+    assert lateral.trust["ood"] is None and lateral.trust["refused"]
+    assert lateral.decisions == {"image": None}
+    (reason,) = lateral.trust["reasons"]
+    assert reason.startswith("lateral view (P(frontal) 0.")
+    assert reason.endswith("the heads were trained on frontal views only")
+
+
 def test_explain_image_refuses_too(evaluated_run, outlier_files, tmp_path):
     command = ["explain", "--run", str(evaluated_run), "--image", str(outlier_files["photo"])]
     result = CliRunner().invoke(cli, [*command, "--out", str(tmp_path)])
