@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from chestclip.data import PreparedData, XrayReportDataset
 from chestclip.data.records import FRONTAL
+from chestclip.data.streaming import ShardStream
 
 
 class PairCollator:
@@ -46,7 +47,12 @@ def tokenize_texts(
 
 
 class PairDataModule(L.LightningDataModule):
-    """Train/val pair loaders over a prepared dataset; augmentation on the training split only."""
+    """Train/val pair loaders over a prepared dataset; augmentation on the training split only.
+
+    A sharded cache streams its training split (``chestclip.data.streaming.ShardStream``: each
+    rank and worker reads its own shards, ``seed`` drives their order); validation reads the
+    shards by offset like the memory-mapped array.
+    """
 
     def __init__(
         self,
@@ -57,9 +63,15 @@ class PairDataModule(L.LightningDataModule):
         num_workers: int = 0,
         views: str = "all",
         train_transform: Callable[[Tensor], Tensor] | None = None,
+        seed: int = 0,
     ):
         super().__init__()
-        self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
+        self.data, self.batch_size, self.num_workers, self.seed = (
+            data,
+            batch_size,
+            num_workers,
+            seed,
+        )
         self.projection = FRONTAL if views == "frontal" else None
         self.train_transform = train_transform
         texts = (
@@ -71,11 +83,11 @@ class PairDataModule(L.LightningDataModule):
     def dataset(self, split: str, transform: Callable | None = None) -> XrayReportDataset:
         return XrayReportDataset(self.data, split, self.projection, transform)
 
-    def _loader(self, dataset: XrayReportDataset, train: bool) -> DataLoader:
+    def _loader(self, dataset: XrayReportDataset | ShardStream, train: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            shuffle=train and not isinstance(dataset, ShardStream),
             # a contrastive batch of one pair has no negatives; drop the ragged last batch
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
@@ -84,6 +96,11 @@ class PairDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.data.cache == "shards":
+            stream = ShardStream(
+                self.data, "train", self.projection, self.train_transform, seed=self.seed
+            )
+            return self._loader(stream, train=True)
         return self._loader(self.dataset("train", self.train_transform), train=True)
 
     def val_dataloader(self) -> DataLoader:
