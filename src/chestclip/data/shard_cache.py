@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -72,9 +71,8 @@ def _run_tasks(
         for task in tasks:
             yield task[0], job(*task)
         return
-    # spawn: a forked child would inherit the parent's threads and locks (torch, tokenizers)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    # the platform's default start method, as torch's DataLoader: fork on Linux (no re-import)
+    with ProcessPoolExecutor(workers) as pool:
         pending: dict[Future, int] = {}
         queue = iter(tasks)
         while True:
