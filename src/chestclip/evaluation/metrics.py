@@ -11,7 +11,7 @@ Conventions used everywhere here:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -258,6 +258,30 @@ def _weighted_metrics(
     }
 
 
+def bootstrap_weights(
+    groups: Sequence | np.ndarray, n_boot: int, seed: int = 0, cells_per_sample: int = 1
+) -> Iterator[np.ndarray]:
+    """Patient-bootstrap resamples as sample weights, in chunks: arrays [chunk, N] whose row b
+    counts how often each sample's group was drawn in resample b (``n_boot`` rows in all).
+
+    Each resample draws as many groups as there are, with replacement. Deterministic for a seed
+    and independent of the row order; ``cells_per_sample`` shrinks chunks for callers that widen
+    each row (``_MAX_WEIGHT_CELLS`` bounds the memory).
+    """
+    group_of, _ = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
+    n_groups = int(group_of.max()) + 1 if len(group_of) else 0
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _MAX_WEIGHT_CELLS // max(len(group_of) * cells_per_sample, n_groups, 1))
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        draws = rng.integers(0, n_groups, size=(size, n_groups))
+        rows = np.repeat(np.arange(size), n_groups)
+        times_drawn = np.bincount(rows * n_groups + draws.ravel(), minlength=size * n_groups)
+        yield times_drawn.reshape(size, n_groups)[:, group_of]  # [size, N]
+
+
 def bootstrap_replicates(
     labels: Sequence | np.ndarray,
     scores: Sequence | np.ndarray,
@@ -274,24 +298,13 @@ def bootstrap_replicates(
     and independent of the row order.
     """
     y, s = _as_probabilities(labels, scores)
-    if groups is None:
-        groups = np.arange(len(y))
-    group_of, _ = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
-    if len(group_of) != len(y):
-        raise ValueError(f"groups has {len(group_of)} entries for {len(y)} samples")
-    if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
-    n_groups = int(group_of.max()) + 1
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_WEIGHT_CELLS // max(len(y), n_groups))
-    parts = []
-    for start in range(0, n_boot, chunk):
-        size = min(chunk, n_boot - start)
-        draws = rng.integers(0, n_groups, size=(size, n_groups))
-        rows = np.repeat(np.arange(size), n_groups)
-        times_drawn = np.bincount(rows * n_groups + draws.ravel(), minlength=size * n_groups)
-        weights = times_drawn.reshape(size, n_groups)[:, group_of]  # [size, N]
-        parts.append(pd.DataFrame(_weighted_metrics(y, s, threshold, weights)))
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    if len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples")
+    parts = [
+        pd.DataFrame(_weighted_metrics(y, s, threshold, weights))
+        for weights in bootstrap_weights(groups, n_boot, seed)
+    ]
     if not parts:
         return pd.DataFrame(columns=list(METRIC_NAMES), dtype=float)
     return pd.concat(parts, ignore_index=True)[list(METRIC_NAMES)]
