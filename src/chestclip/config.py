@@ -139,6 +139,9 @@ class PretrainConfig(_Section):
     num_nodes: int = Field(1, ge=1)
     views: Literal["all", "frontal"] = "all"
     num_workers: int = Field(2, ge=0)
+    # where a sharded cache's tar shards are read from, if not PREPARED/shards: a shared file
+    # system path, an fsspec URL (s3://bucket/prepared/shards) or a WebDataset pipe: command
+    shards_url: str | None = None
     augment: AugmentConfig = AugmentConfig()
     limit_train_batches: float | int = 1.0
     log_every_n_steps: int = Field(10, ge=1)

@@ -10,6 +10,11 @@ across nodes): every rank and worker gets the same number of items per epoch wha
 count, so DDP ranks never wait on each other, and each image is seen once per epoch on average.
 ``resampled=False`` reads every item of the split exactly once, shards divided between ranks and
 workers (for evaluation or a single process). Shuffling is seeded by (seed, epoch, rank, worker).
+
+With ``batch_size`` the stream yields collated batches (use ``DataLoader(batch_size=None)``), as
+open_clip does: each worker yields whole batches, so every rank yields exactly ``len()`` batches
+per epoch. Batching in the DataLoader instead would leave a partial batch per worker and end the
+epoch before Lightning's count (no validation would run).
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ def _open_shards(urls: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 class ShardStream(IterableDataset):
     """The images of one split (optionally one projection) streamed from the shards.
 
-    ``len()`` is the items one rank yields per epoch: the split's size divided by the number of
-    ranks (rounded up). Items: ``XrayReportDataset``'s.
+    ``len()`` is what one rank yields per epoch: the split's size divided by the number of ranks
+    (rounded up) items, or that many // ``batch_size`` batches (``collate``d; with
+    ``resampled=False`` a last partial batch too). Items: ``XrayReportDataset``'s.
     """
 
     def __init__(
@@ -54,6 +60,8 @@ class ShardStream(IterableDataset):
         resampled: bool = True,
         seed: int = 0,
         shuffle_buffer: int = SHUFFLE_BUFFER,
+        batch_size: int | None = None,
+        collate: Callable[[list[dict[str, Any]]], Any] | None = None,
     ):
         if data.cache != "shards":
             raise ValueError(f"{data.root}: not prepared with a sharded cache")
@@ -65,11 +73,15 @@ class ShardStream(IterableDataset):
         self.urls = [join_url(data.shards_url, name) for name in shards]
         self.transform, self.resampled, self.seed = transform, resampled, seed
         self.shuffle_buffer = shuffle_buffer if resampled else 0
+        self.batch_size, self.collate = batch_size, collate
         self.epoch = -1  # advanced by each __iter__ (workers persist between epochs)
 
     def __len__(self) -> int:
         _, world_size, _, _ = pytorch_worker_info()
-        return math.ceil(len(self.records) / world_size)
+        items = math.ceil(len(self.records) / world_size)
+        if self.batch_size is None:
+            return items
+        return items // self.batch_size if self.resampled else math.ceil(items / self.batch_size)
 
     def _item(self, sample: dict[str, Any]) -> dict[str, Any]:
         pixels = np.load(io.BytesIO(sample["npy"]), allow_pickle=False)
@@ -96,10 +108,15 @@ class ShardStream(IterableDataset):
             seed = self._seed(rank, worker)
             stages.append(wds.shuffle(self.shuffle_buffer, self.shuffle_buffer // 2, seed=seed))
         stages.append(wds.map(self._item))
+        if self.batch_size is not None:
+            collate = self.collate or (lambda items: items)
+            stages.append(wds.batched(self.batch_size, collation_fn=collate,
+                                      partial=not self.resampled))  # fmt: skip
         pipeline = wds.DataPipeline(*stages)
         if not self.resampled:
             yield from pipeline
             return
-        # resampled shards never end: each rank yields len(self) items, split among its workers
+        # resampled shards never end: each rank yields len(self) items (or batches), split among
+        # its workers
         share, extra = divmod(len(self), workers)
         yield from itertools.islice(pipeline, share + (worker < extra))

@@ -83,11 +83,11 @@ class PairDataModule(L.LightningDataModule):
     def dataset(self, split: str, transform: Callable | None = None) -> XrayReportDataset:
         return XrayReportDataset(self.data, split, self.projection, transform)
 
-    def _loader(self, dataset: XrayReportDataset | ShardStream, train: bool) -> DataLoader:
+    def _loader(self, dataset: XrayReportDataset, train: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and not isinstance(dataset, ShardStream),
+            shuffle=train,
             # a contrastive batch of one pair has no negatives; drop the ragged last batch
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
@@ -96,11 +96,17 @@ class PairDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if self.data.cache == "shards":
+        if self.data.cache == "shards":  # whole batches per worker: see ShardStream
             stream = ShardStream(
-                self.data, "train", self.projection, self.train_transform, seed=self.seed
+                self.data, "train", self.projection, self.train_transform, seed=self.seed,
+                batch_size=self.batch_size, collate=self.collate,
+            )  # fmt: skip
+            return DataLoader(
+                stream,
+                batch_size=None,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,  # keeps each worker's epoch count
             )
-            return self._loader(stream, train=True)
         return self._loader(self.dataset("train", self.train_transform), train=True)
 
     def val_dataloader(self) -> DataLoader:

@@ -145,10 +145,11 @@ def pretrain(
         raise ChestClipError(
             f"{run}: holds checkpoints of an earlier run; pass --resume to continue it"
         )
-    data = PreparedData(data_dir)
+    settings = config.pretrain
+    data = PreparedData(data_dir, shards_url=settings.shards_url)
     if not data.has_images:
         raise ChestClipError(f"{data.root}: prepared with --no-images; pretraining needs images")
-    settings = config.pretrain
+    data.require_reports("CLIP pre-training")
     L.seed_everything(config.seed, workers=True, verbose=False)
     tokenizer = prepare_tokenizer(config, data, run / "tokenizer", resume)
     model = build_clip(clip_config(config, int(data.array.shape[1])), vocab_size=len(tokenizer))
@@ -162,6 +163,7 @@ def pretrain(
         num_workers=settings.num_workers,
         views=settings.views,
         train_transform=transform,
+        seed=config.seed,
     )
     best = ModelCheckpoint(
         dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1
