@@ -106,3 +106,14 @@ def test_official_split_is_refused_in_one_line(tmp_path):
     root = write_chexpert(tmp_path)
     with pytest.raises(ValueError, match="split: official: 3 studies have no official split"):
         prepare_dataset(root, tmp_path / "p", PrepareConfig(images=False, split="official"))
+
+
+def test_pretraining_an_image_only_source_is_refused_in_one_line(tmp_path):
+    from chestclip.config import load_run_config
+    from chestclip.training.pretrain import pretrain
+
+    root = write_chexpert(tmp_path, plus=False)
+    prepare_dataset(root, tmp_path / "p", PrepareConfig(image_size=16, workers=1))
+    with pytest.raises(PreparedDataError, match=r"CLIP pre-training needs report text"):
+        pretrain(tmp_path / "p", tmp_path / "run", load_run_config("tiny"))
+    assert not (tmp_path / "run").exists()
