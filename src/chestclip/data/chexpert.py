@@ -29,16 +29,11 @@ from chestclip.data.findings import (
     parse_label_values,
 )
 from chestclip.data.records import (
-    FRONTAL,
-    IMAGE_COLUMNS,
-    LATERAL,
-    REPORT_COLUMNS,
-    SECTIONS,
-    UNKNOWN,
     Skipped,
-    SourceFormatError,
     SourceRecords,
+    image_table,
     read_csv_table,
+    study_reports,
 )
 
 TABLES = ("train.csv", "valid.csv")
@@ -113,10 +108,7 @@ def read_chexpert(source: Path, with_images: bool = True) -> SourceRecords:
         if not path.is_file():
             continue
         table = read_csv_table(path, COLUMNS)
-        try:
-            raw = parse_label_values(table[list(CHEXPERT_FINDINGS)], str(path))
-        except ValueError as err:
-            raise SourceFormatError(str(err)) from None
+        raw = parse_label_values(table[list(CHEXPERT_FINDINGS)], str(path))
         for line, (image_path, view, labels) in enumerate(
             zip(table["Path"], table["Frontal/Lateral"], raw.to_dict("records"), strict=True),
             start=2,
@@ -126,17 +118,16 @@ def read_chexpert(source: Path, with_images: bool = True) -> SourceRecords:
                 reason = f"malformed row {line}: path {image_path!r} names no patient/study"
                 skipped.append(Skipped("image", image_path, reason, str(path)))
                 continue
-            rows.append((*key, view.strip().capitalize(), image_path, labels))
+            rows.append((*key, view, image_path, labels))
     plus, plus_file = read_plus_reports(root)
-    images, per_image_labels, uids = [], [], []
-    for patient, study, view_stem, view, image_path, labels in rows:
-        uid = f"{patient}_{study}"
-        projection = view if view in (FRONTAL, LATERAL) else UNKNOWN
-        file = str(image_file(root, image_path)) if with_images else ""
-        images.append((f"{uid}_{view_stem}", uid, projection, file))
-        per_image_labels.append(labels)
-        uids.append(uid)
-    findings = combine_per_study(pd.DataFrame(per_image_labels, columns=CHEXPERT_FINDINGS), uids)
+    uids = [f"{patient}_{study}" for patient, study, *_ in rows]
+    images = image_table(
+        [f"{uid}_{row[2]}" for uid, row in zip(uids, rows, strict=True)], uids,
+        [row[3] for row in rows],
+        [str(image_file(root, row[4])) if with_images else "" for row in rows],
+    )  # fmt: skip
+    labels = pd.DataFrame([row[5] for row in rows], columns=CHEXPERT_FINDINGS)
+    findings = combine_per_study(labels, uids)
     reports = []
     for uid in findings.index:
         patient, study = uid.split("_")
@@ -146,16 +137,16 @@ def read_chexpert(source: Path, with_images: bool = True) -> SourceRecords:
             skipped.append(Skipped("report", uid, reason, plus_file))
             continue
         reports.append({
-            "uid": uid, **(sections or dict.fromkeys(SECTIONS, "")), "mesh": "", "problems": "",
-            "label": 0, "file": plus_file or str(root), "patient_id": patient, "study_id": uid,
+            "uid": uid, **(sections or {}), "label": 0, "file": plus_file or str(root),
+            "patient_id": patient, "study_id": uid,
         })  # fmt: skip
-    reports = pd.DataFrame(reports, columns=[*REPORT_COLUMNS, "patient_id", "study_id"])
+    reports = study_reports(reports)
     findings = findings.loc[reports["uid"]]
     reports["label"] = diseased_from_findings(findings).to_numpy()
     return SourceRecords(
         layout="chexpert",
         reports=reports,
-        images=pd.DataFrame(images, columns=IMAGE_COLUMNS),
+        images=images,
         skipped=skipped,
         findings=findings,
         has_reports=bool(plus),

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from chestclip.data.records import SourceFormatError
 from chestclip.data.split import SPLITS
 
 LabelPolicy = Literal["ignore", "zeros", "ones"]
@@ -125,20 +126,20 @@ def source_findings(findings: pd.DataFrame | None, mesh: pd.Series) -> pd.DataFr
 
 
 def parse_label_values(table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """CSV label columns → floats 1/0/−1/NaN; ValueError naming ``source`` for anything else."""
+    """CSV label columns → floats 1/0/−1/NaN; SourceFormatError naming ``source`` otherwise."""
     values = table.apply(lambda column: pd.to_numeric(column, errors="coerce"))
     bad = values.isna() & table.notna() & (table.astype(str).apply(lambda c: c.str.strip()) != "")
     if bad.any().any():
         column = bad.any().idxmax()
         example = table.loc[bad[column], column].iloc[0]
-        raise ValueError(
+        raise SourceFormatError(
             f"{source}: column {column!r} holds {example!r}; expected 1, 0, -1 or blank"
         )
     unknown = values.notna() & ~values.isin((POSITIVE, NEGATIVE, UNCERTAIN))
     if unknown.any().any():
         column = unknown.any().idxmax()
         example = values.loc[unknown[column], column].iloc[0]
-        raise ValueError(
+        raise SourceFormatError(
             f"{source}: column {column!r} holds {example:g}; expected 1, 0, -1 or blank"
         )
     return values.astype(float)

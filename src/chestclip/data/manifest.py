@@ -26,22 +26,17 @@ from chestclip.data.findings import (
     parse_label_values,
 )
 from chestclip.data.records import (
-    FRONTAL,
-    IMAGE_COLUMNS,
-    LATERAL,
     OFFICIAL_SPLIT,
-    REPORT_COLUMNS,
     SECTIONS,
-    UNKNOWN,
     SourceFormatError,
     SourceRecords,
+    image_table,
     read_csv_table,
+    study_reports,
 )
 from chestclip.data.report_sections import parse_report_text
 
 MANIFEST_NAME = "manifest.csv"
-VIEWS = {"pa": FRONTAL, "ap": FRONTAL, "frontal": FRONTAL, "lateral": LATERAL, "ll": LATERAL,
-         "rl": LATERAL, "lat": LATERAL}  # fmt: skip
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validate": "val",
                "validation": "val", "test": "test"}  # fmt: skip
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -124,44 +119,28 @@ def read_manifest(
     owners = table.assign(_study=study).groupby("_study")[role["patient_id"]].nunique()
     if (owners > 1).any():
         raise SourceFormatError(f"{csv}: study {owners.idxmax()!r} belongs to several patients")
-    try:
-        raw = parse_label_values(table[names], str(csv)) if names else None
-    except ValueError as err:
-        raise SourceFormatError(str(err)) from None
-    firsts = table.assign(_study=study).groupby("_study", sort=True).first()
-    reports = pd.DataFrame({"uid": firsts.index, "patient_id": firsts[role["patient_id"]]})
-    reports["study_id"] = reports["uid"]
-    sections = [_sections(row, role) for row in firsts.to_dict("records")]
-    for name in SECTIONS:
-        reports[name] = [s[name] for s in sections]
+    raw = parse_label_values(table[names], str(csv)) if names else None
     findings = combine_per_study(raw, study) if raw is not None else None
     if "label" in role:
         labels = pd.to_numeric(table[role["label"]], errors="coerce")
         if not labels.isin((0, 1)).all():
             raise SourceFormatError(f"{csv}: column {role['label']!r} must hold 0 or 1 everywhere")
-        reports["label"] = labels.groupby(study.to_numpy()).max().loc[reports["uid"]].to_numpy()
+        label_of = labels.groupby(study.to_numpy()).max()
     else:
-        reports["label"] = diseased_from_findings(findings).loc[reports["uid"]].to_numpy()
-    reports[OFFICIAL_SPLIT] = (
-        firsts[role["split"]].str.lower().map(SPLIT_NAMES).fillna("").to_numpy()
-        if "split" in role
-        else ""
-    )
-    reports = reports.assign(mesh="", problems="", file=str(csv))
-    views = (
-        table[role["view"]].str.lower().map(VIEWS).fillna(UNKNOWN) if "view" in role else UNKNOWN
-    )
-    files = table[columns.image].map(lambda p: str(csv.parent / p) if p else "")
-    images = pd.DataFrame({
-        "image_id": ids, "uid": study.to_numpy(), "projection": views,
-        "file": files if with_images else "",
-    })[IMAGE_COLUMNS]  # fmt: skip
+        label_of = diseased_from_findings(findings)
+    firsts = table.assign(_study=study).groupby("_study", sort=True).first()
+    reports = [
+        {"uid": uid, **_sections(row, role), "label": int(label_of[uid]), "file": str(csv),
+         "patient_id": row[role["patient_id"]], "study_id": uid,
+         OFFICIAL_SPLIT: SPLIT_NAMES.get(row.get(role.get("split"), "").lower(), "")}
+        for uid, row in zip(firsts.index, firsts.to_dict("records"), strict=True)
+    ]  # fmt: skip
+    views = table[role["view"]] if "view" in role else [""] * len(table)
+    files = [str(csv.parent / p) if p and with_images else "" for p in table[columns.image]]
     return SourceRecords(
         layout="manifest",
-        reports=reports[[*REPORT_COLUMNS, "patient_id", "study_id", OFFICIAL_SPLIT]].reset_index(
-            drop=True
-        ),
-        images=images,
+        reports=study_reports(reports),
+        images=image_table(ids, study, views, files),
         findings=findings,
         has_reports=any(name in role for name in ("report", *SECTIONS)),
     )

@@ -25,17 +25,13 @@ import pandas as pd
 
 from chestclip.data.findings import CHEXPERT_FINDINGS, diseased_from_findings, parse_label_values
 from chestclip.data.records import (
-    FRONTAL,
-    IMAGE_COLUMNS,
-    LATERAL,
     OFFICIAL_SPLIT,
-    REPORT_COLUMNS,
-    SECTIONS,
-    UNKNOWN,
     Skipped,
     SourceFormatError,
     SourceRecords,
+    image_table,
     read_csv_table,
+    study_reports,
 )
 from chestclip.data.report_sections import parse_report_text
 
@@ -45,8 +41,6 @@ LABELS = {"chexpert": f"{PREFIX}-chexpert.csv", "negbio": f"{PREFIX}-negbio.csv"
 REPORTS_ZIP = "mimic-cxr-reports.zip"
 METADATA_COLUMNS = ["dicom_id", "subject_id", "study_id", "ViewPosition"]
 SPLIT_NAMES = {"train": "train", "validate": "val", "test": "test"}
-VIEW_POSITIONS = {"PA": FRONTAL, "AP": FRONTAL, "LATERAL": LATERAL, "LL": LATERAL,
-                  "XTABLE LATERAL": LATERAL}  # fmt: skip
 _REPORT_NAME = re.compile(r"(?:^|/)p(\d+)/s(\d+)\.txt$")
 
 
@@ -95,10 +89,7 @@ def read_labels(root: Path, labeler: str) -> pd.DataFrame:
     if path is None:
         raise SourceFormatError(f"{root}: no {LABELS[labeler]}(.gz): the study labels are missing")
     table = read_csv_table(path, ["subject_id", "study_id", *CHEXPERT_FINDINGS])
-    try:
-        raw = parse_label_values(table[list(CHEXPERT_FINDINGS)], str(path))
-    except ValueError as err:
-        raise SourceFormatError(str(err)) from None
+    raw = parse_label_values(table[list(CHEXPERT_FINDINGS)], str(path))
     return raw.set_axis(table["study_id"].str.strip()).groupby(level=0).max()
 
 
@@ -135,22 +126,19 @@ def read_mimic(root: Path, with_images: bool = True, labeler: str = "chexpert") 
         elif study not in labels.index:
             skipped.append(Skipped("report", study, f"no labels in {LABELS[labeler]}", where))
         else:
-            sections = parse_report_text(text) if text else dict.fromkeys(SECTIONS, "")
+            sections = parse_report_text(text) if text else {}
             reports.append({
-                "uid": study, **sections, "mesh": "", "problems": "", "label": 0, "file": where,
-                "patient_id": subject, "study_id": study, OFFICIAL_SPLIT: official.get(study, ""),
+                "uid": study, **sections, "label": 0, "file": where, "patient_id": subject,
+                "study_id": study, OFFICIAL_SPLIT: official.get(study, ""),
             })  # fmt: skip
-    columns = [*REPORT_COLUMNS, "patient_id", "study_id", OFFICIAL_SPLIT]
-    reports = pd.DataFrame(reports, columns=columns)
+    reports = study_reports(reports)
     findings = labels.reindex(reports["uid"]).set_axis(reports["uid"])
     reports["label"] = diseased_from_findings(findings).to_numpy()
-    views = metadata["ViewPosition"].str.upper().map(VIEW_POSITIONS).fillna(UNKNOWN)
     ids = metadata[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)
     files = [str(image_file(root, *row)) if with_images else "" for row in ids]
-    images = pd.DataFrame({
-        "image_id": metadata["dicom_id"], "uid": metadata["study_id"], "projection": views,
-        "file": files,
-    })[IMAGE_COLUMNS]  # fmt: skip
+    images = image_table(
+        metadata["dicom_id"], metadata["study_id"], metadata["ViewPosition"], files
+    )
     return SourceRecords(
         layout="mimic",
         reports=reports,

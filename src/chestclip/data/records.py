@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -11,10 +13,13 @@ SECTIONS = ("indication", "comparison", "findings", "impression")
 REPORT_COLUMNS = ["uid", *SECTIONS, "mesh", "problems", "label", "file"]
 IMAGE_COLUMNS = ["image_id", "uid", "projection", "file"]
 FRONTAL, LATERAL, UNKNOWN = "Frontal", "Lateral", "unknown"
-# Optional report columns and what they default to: IU X-Ray has one report per patient, so its
-# uid is both; sources with an official split fill ``official_split`` (train/val/test).
-IDENTITY_COLUMNS = ("patient_id", "study_id")
+# Optional report columns (``with_identity`` defaults them): IU X-Ray has one report per patient,
+# so its uid is both; sources with an official split fill ``official_split`` (train/val/test).
 OFFICIAL_SPLIT = "official_split"
+STUDY_REPORT_COLUMNS = [*REPORT_COLUMNS, "patient_id", "study_id", OFFICIAL_SPLIT]
+# view names of MIMIC-CXR's ViewPosition, CheXpert's Frontal/Lateral and hospital exports
+VIEW_NAMES = {"PA": FRONTAL, "AP": FRONTAL, "FRONTAL": FRONTAL, "LATERAL": LATERAL,
+              "LL": LATERAL, "RL": LATERAL, "LAT": LATERAL, "XTABLE LATERAL": LATERAL}  # fmt: skip
 
 
 class SourceFormatError(ValueError):
@@ -65,6 +70,23 @@ class SourceRecords:
     # them from the MeSH terms, where the source has them
     findings: pd.DataFrame | None = None
     has_reports: bool = True  # False: image-only (CheXpert without CheXpert Plus)
+
+
+def study_reports(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """STUDY_REPORT_COLUMNS from report dicts of a source with patient and study ids; sections,
+    MeSH terms, problems and the official split default to ""."""
+    defaults = dict.fromkeys([*SECTIONS, "mesh", "problems", OFFICIAL_SPLIT], "")
+    return pd.DataFrame([{**defaults, **row} for row in rows], columns=STUDY_REPORT_COLUMNS)
+
+
+def image_table(
+    image_ids: Iterable[str], uids: Iterable[str], views: Iterable[str], files: Iterable[str]
+) -> pd.DataFrame:
+    """IMAGE_COLUMNS from parallel sequences; the source's view names (VIEW_NAMES, any case)
+    become Frontal or Lateral, anything else unknown."""
+    projections = [VIEW_NAMES.get(str(view).strip().upper(), UNKNOWN) for view in views]
+    columns = (list(image_ids), list(uids), projections, list(files))
+    return pd.DataFrame(dict(zip(IMAGE_COLUMNS, columns, strict=True)), columns=IMAGE_COLUMNS)
 
 
 def with_identity(reports: pd.DataFrame) -> pd.DataFrame:
