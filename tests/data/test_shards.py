@@ -157,3 +157,19 @@ def test_a_changed_plan_starts_the_shards_afresh(tmp_path):
     build_shards(files, work, 16, "pad", 4, 1)
     counts = prepare_dataset(csv, out, config.model_copy(update={"image_size": 20})).counts
     assert (counts["shards_reused"], counts["shards_written"]) == (0, 3)
+
+
+def test_shards_read_from_an_fsspec_url_or_a_pipe(prepared_pair):
+    import fsspec
+
+    _, local, _ = prepared_pair
+    memory = fsspec.filesystem("memory")
+    for shard in (local.root / "shards").glob("*.tar"):
+        memory.pipe(f"/bucket/shards/{shard.name}", shard.read_bytes())
+    remote = PreparedData(local.root, shards_url="memory://bucket/shards")
+    assert np.array_equal(remote.array[[0, 44, 89]], local.array[[0, 44, 89]])
+    expected = sorted(local.split_images("val")["image_id"])
+    streamed = ShardStream(remote, "val", resampled=False)
+    assert sorted(i["image_id"] for i in streamed) == expected
+    piped = PreparedData(local.root, shards_url=f"pipe:cat {local.root / 'shards'}")
+    assert sorted(i["image_id"] for i in ShardStream(piped, "val", resampled=False)) == expected
