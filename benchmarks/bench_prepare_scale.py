@@ -10,8 +10,10 @@ its own:
   (``ShardStream``, whole batches per worker), the shards read by offset (``ShardArray``), the
   memory-mapped images.npy, and fixed-size numpy shards (the alternative the cache format was
   chosen against), in images/s through a DataLoader;
-- decoding PNGs as a loader without a cache would: the small sources, and full-size 2,048-px
-  PNGs to 224 px as ``bench_loader.py`` does (today's baseline), for the ratio.
+- decoding images as a loader without a cache would: the small JPEG sources, and full-size
+  2,048-px PNGs to 224 px as ``bench_loader.py`` does (today's baseline), for the ratios with the
+  stream at 224 px (in-process items, as ``bench_loader.py`` reads its cache, and through a
+  DataLoader).
 
     nice -n 10 python benchmarks/bench_prepare_scale.py [--studies 10600] [--workers 2]
         [--keep DIR] [--json OUT]
@@ -28,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from chestclip.data import PreparedData, XrayReportDataset
 from chestclip.data.images import load_xray
@@ -184,14 +186,22 @@ def main() -> None:
             generate_phantoms(source_224, 1000, 256, "mimic")
         if not out_224.exists():
             run_measured(prepare_code(source_224, out_224, 224, "shards", args.workers))
-        stream_224 = ShardStream(PreparedData(out_224), "train", batch_size=64,
-                                 collate=_collate_images)  # fmt: skip
-        result["loader_webdataset_stream_224px_images_per_s"] = round(
-            loader_speed(stream_224, args.workers, batched_dataset=True), 1
+        data_224 = PreparedData(out_224)
+        items = ShardStream(data_224, "train", resampled=False)  # in-process, as bench_loader.py
+        count = len(data_224.split_images("train"))
+        result["stream_224px_in_process_images_per_s"] = round(
+            images_per_second(lambda: sum(1 for _ in items), count), 1
         )
-    result["stream_224px_vs_2048px_png_decode"] = round(
-        result["loader_webdataset_stream_224px_images_per_s"]
-        / result["decode_2048px_png_to_224_images_per_s"]
+        batches = ShardStream(data_224, "train", batch_size=64, collate=_collate_images)
+        result["stream_224px_dataloader_images_per_s"] = round(
+            loader_speed(batches, args.workers, batched_dataset=True), 1
+        )
+    decode = result["decode_2048px_png_to_224_images_per_s"]
+    result["stream_224px_in_process_vs_png_decode"] = round(
+        result["stream_224px_in_process_images_per_s"] / decode
+    )
+    result["stream_224px_dataloader_vs_png_decode"] = round(
+        result["stream_224px_dataloader_images_per_s"] / decode
     )
     for key, value in result.items():
         print(f"{key:42s} {value}")
@@ -200,9 +210,8 @@ def main() -> None:
 
 
 def _collate_images(items: list[dict]) -> dict:
-    import torch
-
-    return {"image": torch.stack([item["image"] for item in items])}
+    """The images of a batch, stacked as ``PairCollator`` stacks them."""
+    return {"image": default_collate([item["image"] for item in items])}
 
 
 if __name__ == "__main__":

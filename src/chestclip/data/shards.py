@@ -49,6 +49,15 @@ def encode_npy(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def decode_npy(data: bytes, size: int) -> np.ndarray:
+    """uint8 [size, size] of a shard's .npy member: its last size² bytes. The header is there for
+    other readers; parsing it (``np.load``) costs more than reading the pixels."""
+    header = len(data) - size * size
+    if header < 0 or header % 64:  # .npy headers are padded to a multiple of 64 bytes
+        raise ValueError(f"a shard member of {len(data)} bytes is not a {size}x{size} uint8 .npy")
+    return np.frombuffer(data, np.uint8, count=size * size, offset=header).reshape(size, size)
+
+
 def write_shard(
     path: Path, positions: Sequence[int], files: Sequence[str], size: int, resize: ResizeMode
 ) -> dict[str, Any]:
@@ -142,7 +151,7 @@ class ShardArray:
         if handle is None:
             handle = self._handles[shard] = open_url(join_url(self.location, shard))
         handle.seek(int(self._offset[row]))
-        return np.load(io.BytesIO(handle.read(int(self._size[row]))), allow_pickle=False)
+        return decode_npy(handle.read(int(self._size[row])), self.image_size)
 
     def __getitem__(self, rows: Any) -> np.ndarray:
         if isinstance(rows, (int, np.integer)):

@@ -9,7 +9,8 @@ Training draws shards with replacement (WebDataset's ``ResampledShards``, as ope
 across nodes): every rank and worker gets the same number of items per epoch whatever the shard
 count, so DDP ranks never wait on each other, and each image is seen once per epoch on average.
 ``resampled=False`` reads every item of the split exactly once, shards divided between ranks and
-workers (for evaluation or a single process). Shuffling is seeded by (seed, epoch, rank, worker).
+workers (for evaluation or a single process). Shuffling is seeded by (seed, rank, worker); each
+worker's stream continues from epoch to epoch, so keep DataLoader workers persistent.
 
 With ``batch_size`` the stream yields collated batches (use ``DataLoader(batch_size=None)``), as
 open_clip does: each worker yields whole batches, so every rank yields exactly ``len()`` batches
@@ -19,10 +20,10 @@ epoch before Lightning's count (no validation would run).
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from webdataset.utils import pytorch_worker_info
 
 from chestclip.data.dataset import PreparedData, item_records, to_image_tensor
-from chestclip.data.shards import join_url, open_url
+from chestclip.data.shards import decode_npy, join_url, open_url
 
 SHUFFLE_BUFFER = 2000
 
@@ -72,9 +73,10 @@ class ShardStream(IterableDataset):
         shards = sorted(set(index.loc[table["row"].to_numpy(), "shard"]))
         self.urls = [join_url(data.shards_url, name) for name in shards]
         self.transform, self.resampled, self.seed = transform, resampled, seed
+        self.image_size = int(data.summary["image_size"])
         self.shuffle_buffer = shuffle_buffer if resampled else 0
         self.batch_size, self.collate = batch_size, collate
-        self.epoch = -1  # advanced by each __iter__ (workers persist between epochs)
+        self._endless: Iterator | None = None  # the resampled stream of this process
 
     def __len__(self) -> int:
         _, world_size, _, _ = pytorch_worker_info()
@@ -84,39 +86,40 @@ class ShardStream(IterableDataset):
         return items // self.batch_size if self.resampled else math.ceil(items / self.batch_size)
 
     def _item(self, sample: dict[str, Any]) -> dict[str, Any]:
-        pixels = np.load(io.BytesIO(sample["npy"]), allow_pickle=False)
+        pixels = decode_npy(sample["npy"], self.image_size)
         return {"image": to_image_tensor(pixels, self.transform), **self.records[sample["__key__"]]}
 
-    def _seed(self, *parts: int) -> int:
-        return int(np.random.SeedSequence([self.seed, self.epoch, *parts]).generate_state(1)[0])
+    def _wanted(self, name: str) -> bool:
+        """Whether a tar member belongs to this split (others are skipped unread)."""
+        return name.split(".", 1)[0] in self.records
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        self.epoch += 1
-        rank, _, worker, workers = pytorch_worker_info()
-        if self.resampled:  # ResampledShards mixes in rank and worker itself
-            source = [wds.ResampledShards(self.urls, seed=self._seed(), deterministic=True)]
-        else:
-            source = [wds.SimpleShardList(self.urls), wds.split_by_node, wds.split_by_worker]
-        stages = [
-            *source,
-            _open_shards,
-            tar_file_expander,
-            group_by_keys,
-            wds.select(lambda sample: sample["__key__"] in self.records),
-        ]
+    def _pipeline(self, source: list, seed: int) -> wds.DataPipeline:
+        stages = [*source, _open_shards, partial(tar_file_expander, select_files=self._wanted),
+                  group_by_keys]  # fmt: skip
         if self.shuffle_buffer:
-            seed = self._seed(rank, worker)
             stages.append(wds.shuffle(self.shuffle_buffer, self.shuffle_buffer // 2, seed=seed))
         stages.append(wds.map(self._item))
         if self.batch_size is not None:
             collate = self.collate or (lambda items: items)
             stages.append(wds.batched(self.batch_size, collation_fn=collate,
                                       partial=not self.resampled))  # fmt: skip
-        pipeline = wds.DataPipeline(*stages)
+        return wds.DataPipeline(*stages)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, _, worker, workers = pytorch_worker_info()
         if not self.resampled:
-            yield from pipeline
+            source = [wds.SimpleShardList(self.urls), wds.split_by_node, wds.split_by_worker]
+            yield from self._pipeline(source, seed=0)
             return
-        # resampled shards never end: each rank yields len(self) items (or batches), split among
-        # its workers
+        # Resampled shards never end: one endless stream per worker, kept between epochs (the
+        # shuffle buffer carries over, nothing read is dropped); an epoch is this worker's share
+        # of len(self). Seeded by (seed, rank, worker): ResampledShards mixes rank and worker in.
+        if self._endless is None:
+            seed = int(np.random.SeedSequence([self.seed, rank, worker]).generate_state(1)[0])
+            shards = wds.ResampledShards(self.urls, seed=self.seed, deterministic=True)
+            self._endless = iter(self._pipeline([shards], seed))
         share, extra = divmod(len(self), workers)
-        yield from itertools.islice(pipeline, share + (worker < extra))
+        yield from itertools.islice(self._endless, share + (worker < extra))
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker starts its own stream
+        return {**self.__dict__, "_endless": None}

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 from transformers import PreTrainedTokenizerBase
 
 from chestclip.data import PreparedData, XrayReportDataset
@@ -28,7 +28,8 @@ class PairCollator:
         ids = [self.tokens[item["text_index"]] for item in items]
         input_ids = pad_sequence(ids, batch_first=True, padding_value=self.pad_token_id)
         return {
-            "pixels": torch.stack([item["image"] for item in items]),  # [B, 1, S, S]
+            # default_collate stacks straight into shared memory in a DataLoader worker
+            "pixels": default_collate([item["image"] for item in items]),  # [B, 1, S, S]
             "input_ids": input_ids,  # [B, L]
             "attention_mask": (input_ids != self.pad_token_id).long()
             if self.pad_token_id is not None
