@@ -156,31 +156,39 @@ class XrayReportDataset(Dataset):
         self.table = self.data.split_images(split, projection)
         self.transform = transform
         self._rows = self.table["row"].to_numpy()
-        self._records = item_records(self.data, self.table)
+        self._fields = ItemFields(self.data, self.table)
 
     def __len__(self) -> int:
         return len(self.table)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image = to_image_tensor(self.data.array[self._rows[index]], self.transform)
-        return {"image": image, **self._records[index]}
+        return {"image": image, **self._fields[index]}
 
 
 ITEM_FIELDS = ["text", "label", "uid", "image_id", "study_index", "text_index"]
 
 
-def item_records(data: PreparedData, table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Every field of a dataset item but the image, one dict per row of ``table`` (images)."""
-    records = table[ITEM_FIELDS].to_dict("records")
-    if data.findings is not None:
-        targets = data.findings.loc[table["uid"]].to_numpy(dtype=np.float32)  # [N, K]
-        masks = ~np.isnan(targets)
-        for record, target, mask in zip(records, np.nan_to_num(targets), masks, strict=True):
-            record["findings"], record["findings_mask"] = (
-                torch.from_numpy(target),
-                torch.from_numpy(mask),
-            )
-    return records
+class ItemFields:
+    """Every field of a dataset item but the image, for each row of an images table. Findings
+    are kept as two arrays and handed out as tensor views, not as a tensor per item."""
+
+    def __init__(self, data: PreparedData, table: pd.DataFrame):
+        self._records = table[ITEM_FIELDS].to_dict("records")
+        self._targets = self._masks = None
+        if data.findings is not None:
+            targets = data.findings.loc[table["uid"]].to_numpy(dtype=np.float32)  # [N, K]
+            self._masks, self._targets = ~np.isnan(targets), np.nan_to_num(targets)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        fields = dict(self._records[index])
+        if self._targets is not None:
+            fields["findings"] = torch.from_numpy(self._targets[index])
+            fields["findings_mask"] = torch.from_numpy(self._masks[index])
+        return fields
 
 
 def to_image_tensor(

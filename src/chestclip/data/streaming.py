@@ -33,7 +33,7 @@ from torch.utils.data import IterableDataset
 from webdataset.tariterators import group_by_keys, tar_file_expander
 from webdataset.utils import pytorch_worker_info
 
-from chestclip.data.dataset import PreparedData, item_records, to_image_tensor
+from chestclip.data.dataset import ItemFields, PreparedData, to_image_tensor
 from chestclip.data.shards import decode_npy, join_url, open_url
 
 SHUFFLE_BUFFER = 2000
@@ -69,7 +69,8 @@ class ShardStream(IterableDataset):
         table = data.split_images(split, projection)
         index = data.shard_index
         keys = index.loc[table["row"].to_numpy(), "key"].to_numpy()
-        self.records = dict(zip(keys, item_records(data, table), strict=True))
+        self.position = {key: i for i, key in enumerate(keys)}  # tar key → row of ``fields``
+        self.fields = ItemFields(data, table)
         shards = sorted(set(index.loc[table["row"].to_numpy(), "shard"]))
         self.urls = [join_url(data.shards_url, name) for name in shards]
         self.transform, self.resampled, self.seed = transform, resampled, seed
@@ -80,18 +81,19 @@ class ShardStream(IterableDataset):
 
     def __len__(self) -> int:
         _, world_size, _, _ = pytorch_worker_info()
-        items = math.ceil(len(self.records) / world_size)
+        items = math.ceil(len(self.fields) / world_size)
         if self.batch_size is None:
             return items
         return items // self.batch_size if self.resampled else math.ceil(items / self.batch_size)
 
     def _item(self, sample: dict[str, Any]) -> dict[str, Any]:
         pixels = decode_npy(sample["npy"], self.image_size)
-        return {"image": to_image_tensor(pixels, self.transform), **self.records[sample["__key__"]]}
+        fields = self.fields[self.position[sample["__key__"]]]
+        return {"image": to_image_tensor(pixels, self.transform), **fields}
 
     def _wanted(self, name: str) -> bool:
         """Whether a tar member belongs to this split (others are skipped unread)."""
-        return name.split(".", 1)[0] in self.records
+        return name.split(".", 1)[0] in self.position
 
     def _pipeline(self, source: list, seed: int) -> wds.DataPipeline:
         stages = [*source, _open_shards, partial(tar_file_expander, select_files=self._wanted),
