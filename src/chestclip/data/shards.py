@@ -11,7 +11,8 @@ system or object storage, so multi-node training needs no copy per node. Layout:
                               lies (byte offset and length of its .npy member)
 
 Every tar member carries fixed metadata (mtime 0, mode 0444, no owner), so a shard's bytes depend
-only on its images: a resumed ``prepare`` writes byte-identical shards.
+only on its images: a resumed ``prepare`` writes byte-identical shards. Reading needs no header
+parsing: all members have one shape, so the pixels are each member's last S² bytes.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-from webdataset import TarWriter
 
 from chestclip.data.images import ResizeMode, decode_xray
 
 SHARDS_DIR, INDEX_FILE = "shards", "index.csv"
 KEY_DIGITS = 9
 INDEX_COLUMNS = ["row", "key", "shard", "offset", "size"]
+USTAR = tarfile.USTAR_FORMAT
 
 
 def shard_name(number: int) -> str:
@@ -44,6 +45,7 @@ def sample_key(position: int) -> str:
 
 
 def encode_npy(pixels: np.ndarray) -> bytes:
+    """The .npy file of a uint8 image, as ``np.save`` writes it."""
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
     return buffer.getvalue()
@@ -65,19 +67,22 @@ def write_shard(
 
     Returns ``{"errors": {key: reason}, "members": [[key, offset, size], ...]}``: the images that
     could not be decoded and where each written ``.npy`` lies in the tar. Runs in worker processes.
+    Written with the standard library's tarfile in plain ustar format (what WebDataset's
+    TarWriter wraps; it writes pax headers whatever its format argument, at twice the cost).
     """
     errors = {}
+    header = encode_npy(np.zeros((size, size), np.uint8))[: -size * size]  # same for every image
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as stream:
-        with TarWriter(stream, user="", group="", mode=0o444, encoder=False, mtime=0) as writer:
-            for position, file in zip(positions, files, strict=True):
-                pixels, reason = decode_xray(file, size, resize) if file else (None, "file missing")
-                if pixels is None:
-                    errors[sample_key(position)] = reason
-                    continue
-                writer.write({"__key__": sample_key(position), "npy": encode_npy(pixels)})
-        stream.flush()
-        os.fsync(stream.fileno())
+    with tmp.open("wb") as stream, tarfile.open(fileobj=stream, mode="w", format=USTAR) as tar:
+        for position, file in zip(positions, files, strict=True):
+            pixels, reason = decode_xray(file, size, resize) if file else (None, "file missing")
+            if pixels is None:
+                errors[sample_key(position)] = reason
+                continue
+            data = header + np.ascontiguousarray(pixels).tobytes()
+            member = tarfile.TarInfo(f"{sample_key(position)}.npy")
+            member.size, member.mode = len(data), 0o444  # mtime 0, no owner: reproducible bytes
+            tar.addfile(member, io.BytesIO(data))
     members = read_shard_members(tmp)
     os.replace(tmp, path)
     return {"errors": errors, "members": members}
