@@ -1,8 +1,9 @@
 """The sharded image cache: WebDataset tar shards of fixed-size uint8 ``.npy`` images.
 
 Chosen by measurement (``benchmarks/bench_prepare_scale.py``) over fixed-size numpy shards:
-reading is as fast, and tar shards are what WebDataset streams from a local disk, a shared file
-system or object storage, so multi-node training needs no copy per node. Layout::
+read by byte offset they are as fast (9,265 vs 6,222 images/s through a DataLoader on the 2-core
+machine), and tar shards are what WebDataset streams from a local disk, a shared file system or
+object storage, so multi-node training needs no copy per node. Layout::
 
     shards/shard-000000.tar   members <key>.npy: uint8 [S, S], key = the image's position in the
     shards/shard-000001.tar   selection prepare decoded (9 digits); shards hold ``shard_size``
