@@ -79,3 +79,10 @@ def test_text_without_headers_is_the_findings():
     sections = parse_report_text("Heart size normal.\nLungs clear.")
     assert sections == {"indication": "", "comparison": "", "findings": "Heart size normal. "
                         "Lungs clear.", "impression": ""}  # fmt: skip
+
+
+def test_mimic_deidentified_ages_are_cleaned_like_iu_ones():
+    from chestclip.data.text import clean_text
+
+    assert clean_text("___-year-old man with dyspnea.") == "man dyspnea"
+    assert clean_text("XXXX-year-old man with dyspnea.") == "man dyspnea"
