@@ -166,6 +166,10 @@ def prepare(
             f"  {split:5s}: {counts['patients']} patients, {counts['studies']} studies, "
             f"{counts['images']} images, {counts['normal']} normal / {counts['diseased']} diseased"
         )
+    if summary.get("shards_reused"):
+        click.echo(
+            f"resumed: {summary['shards_reused']} shards kept, {summary['shards_written']} written"
+        )
     if not summary["has_reports"]:
         click.echo("image-only source: no report text (CLIP pre-training needs reports)")
     if summary["skipped_count"]:

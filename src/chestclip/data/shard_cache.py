@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from chestclip.data.images import ResizeMode
 from chestclip.data.records import Skipped
@@ -152,13 +153,15 @@ def cache_as_shards(
     shard_size: int,
     workers: int,
     skipped: list[Skipped],
-    progress: Callable[[int], None] = lambda n: None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """``prepare``'s sharded counterpart of decoding into images.npy: the images table without
     the undecodable images (listed in ``skipped``) and ``row`` pointing into the shard index,
     which is written to ``work/shards/index.csv``; plus the shard counts."""
     files = images["file"].tolist()
-    index, errors, counts = build_shards(files, work, size, resize, shard_size, workers, progress)
+    with tqdm(total=len(files), desc="decoding into shards", unit="img", disable=None) as bar:
+        index, errors, counts = build_shards(
+            files, work, size, resize, shard_size, workers, bar.update
+        )
     for key, reason in sorted(errors.items()):
         position = int(key)
         skipped.append(Skipped("image", images.at[position, "image_id"], reason, files[position]))
