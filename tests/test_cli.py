@@ -114,7 +114,7 @@ def test_prepare_source_that_is_not_iu(monkeypatch, capsys, tmp_path):
         monkeypatch, capsys, "prepare", "--source", str(tmp_path), "--out", str(tmp_path / "o")
     )
     assert code == 1
-    assert "not an IU X-Ray layout: expected an OpenI download" in captured.err
+    assert "not a known layout: expected an OpenI download" in captured.err
 
 
 # ---- one line instead of a traceback (issue 18) ----------------------------------------------

@@ -80,7 +80,10 @@ def cli() -> None:
 )
 @click.option("--image-size", default=512, show_default=True, type=click.IntRange(min=32))
 @click.option(
-    "--layout", type=click.Choice(["openi", "kaggle"]), default="openi", show_default=True
+    "--layout",
+    type=click.Choice(["openi", "kaggle", "mimic", "chexpert", "manifest"]),
+    default="openi",
+    show_default=True,
 )
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
@@ -144,7 +147,8 @@ def phantom(
     "--source",
     required=True,
     type=click.Path(path_type=Path),
-    help="OpenI folder or NLMCXR_reports.tgz, or the Kaggle folder.",
+    help="OpenI folder or NLMCXR_reports.tgz, the Kaggle folder, MIMIC-CXR-JPG, CheXpert or a "
+    "manifest CSV.",
 )
 @click.option(
     "--out", required=True, type=click.Path(path_type=Path), help="Directory to (re)create."
@@ -159,7 +163,7 @@ def phantom(
 @click.option("--views", type=click.Choice(["all", "frontal"]), help="Which projections [all].")
 @click.option("--text-fields", help="Comma-separated report sections [indication,findings].")
 @click.option("--clean", type=click.Choice(["safe", "paper", "none"]), help="Text cleaning [safe].")
-@click.option("--split", help="train,val,test fractions [0.70,0.15,0.15].")
+@click.option("--split", help="train,val,test fractions, or `official` [0.70,0.15,0.15].")
 @click.option("--seed", type=int, help="Split seed [0].")
 @click.option(
     "--resize",
@@ -173,16 +177,42 @@ def phantom(
     is_flag=True,
     help="Keep what a truncated archive or an empty result leaves (listed in summary.json).",
 )
+@click.option(
+    "--uncertain",
+    type=click.Choice(["ignore", "zeros", "ones"]),
+    help="Uncertain (-1) findings: masked, 0 or 1 [ignore].",
+)
+@click.option(
+    "--missing",
+    type=click.Choice(["ignore", "zeros", "ones"]),
+    help="Missing (blank) findings: masked, 0 or 1 [zeros].",
+)
+@click.option("--labeler", type=click.Choice(["chexpert", "negbio"]), help="MIMIC-CXR labels.")
+@click.option(
+    "--cache",
+    type=click.Choice(["auto", "array", "shards"]),
+    help="Image cache: one images.npy or tar shards [auto: shards above 4 GiB].",
+)
+@click.option("--shard-size", type=click.IntRange(min=1), help="Images per shard [1000].")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="ROLE=NAME",
+    help="Manifest CSV column, e.g. --column patient_id=MRN (repeatable).",
+)
 def prepare(
     source: Path,
     out: Path,
     config_file: Path | None,
     no_images: bool,
     allow_partial: bool,
+    columns: tuple[str, ...],
     **options,
 ) -> None:
-    """Turn an IU X-Ray download into a clean, split, cached dataset."""
-    from chestclip.config import PrepareConfig, read_yaml, validate
+    """Turn a download (IU X-Ray, MIMIC-CXR-JPG, CheXpert, a manifest CSV) into a clean,
+    patient-split, cached dataset."""
+    from chestclip.config import ConfigError, PrepareConfig, read_yaml, validate
     from chestclip.data import prepare_dataset
 
     settings = read_yaml(config_file).get("prepare", {}) if config_file else {}
@@ -191,6 +221,11 @@ def prepare(
         settings["images"] = False
     if allow_partial:
         settings["allow_partial"] = True
+    for item in columns:
+        role, sep, name = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--column {item!r}: expected ROLE=NAME")
+        settings.setdefault("manifest", {})[role.strip()] = name.strip() or None
     config = validate(PrepareConfig, settings, str(config_file or "options"))
     summary = prepare_dataset(source, out, config).counts
     click.echo(
@@ -200,8 +235,8 @@ def prepare(
     )
     for split, counts in summary["splits"].items():
         click.echo(
-            f"  {split:5s}: {counts['patients']} patients, {counts['images']} images, "
-            f"{counts['normal']} normal / {counts['diseased']} diseased"
+            f"  {split:5s}: {counts['patients']} patients, {counts['studies']} studies, "
+            f"{counts['images']} images, {counts['normal']} normal / {counts['diseased']} diseased"
         )
     by_source = summary["views_by_source"]
     totals = {
@@ -216,6 +251,12 @@ def prepare(
     )
     for problem in summary["partial"]:
         click.echo(f"warning: partial dataset: {problem}", err=True)
+    if summary.get("shards_reused"):
+        click.echo(
+            f"resumed: {summary['shards_reused']} shards kept, {summary['shards_written']} written"
+        )
+    if not summary["has_reports"]:
+        click.echo("image-only source: no report text (CLIP pre-training needs reports)")
     if summary["skipped_count"]:
         reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
         click.echo(f"skipped {summary['skipped_count']}: {reasons} (all listed in summary.json)")

@@ -37,6 +37,24 @@ class _Section(BaseModel):
 TextField = Literal["indication", "comparison", "findings", "impression"]
 
 
+class ManifestConfig(_Section):
+    """Column names of a manifest CSV (``chestclip prepare --source export.csv``); see
+    ``chestclip.data.manifest``. ``None``: the column is absent."""
+
+    image: str = "image"
+    patient_id: str | None = "patient_id"
+    study_id: str | None = "study_id"
+    report: str | None = "report"  # whole report text, split into sections by its headers
+    indication: str | None = "indication"
+    findings: str | None = "findings"
+    impression: str | None = "impression"
+    comparison: str | None = "comparison"
+    view: str | None = "view"
+    label: str | None = "label"  # 0 normal / 1 diseased; else derived from the findings
+    split: str | None = "split"  # train/val/test, used with ``split: official``
+    finding_columns: tuple[str, ...] | None = None  # None: the CheXpert label names present
+
+
 class PrepareConfig(_Section):
     """``chestclip prepare``: how reports and images become a training-ready dataset."""
 
@@ -44,13 +62,21 @@ class PrepareConfig(_Section):
     views: Literal["all", "frontal"] = "all"
     text_fields: tuple[TextField, ...] = ("indication", "findings")
     clean: Literal["safe", "paper", "none"] = "safe"
-    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    split: tuple[float, float, float] | Literal["official"] = (0.70, 0.15, 0.15)
     seed: int = 0
     images: bool = True
     resize: Literal["pad", "stretch"] = "pad"
     workers: int = Field(default_factory=lambda: min(8, os.cpu_count() or 1), ge=1)
     # keep what a truncated archive or an empty result leaves, listed in summary.json["partial"]
     allow_partial: bool = False
+    # multi-label findings: the MIMIC-CXR labeler file, and what uncertain (−1) and missing
+    # (blank) labels become: ``ignore`` (masked in the loss and the metrics), 0 or 1
+    labeler: Literal["chexpert", "negbio"] = "chexpert"
+    uncertain: Literal["ignore", "zeros", "ones"] = "ignore"
+    missing: Literal["ignore", "zeros", "ones"] = "zeros"
+    manifest: ManifestConfig = ManifestConfig()
+    cache: Literal["auto", "array", "shards"] = "auto"  # auto: shards above SHARDS_ABOVE_BYTES
+    shard_size: int = Field(1000, ge=1)  # images per shard
 
     @field_validator("text_fields", mode="before")
     @classmethod
@@ -64,12 +90,14 @@ class PrepareConfig(_Section):
     @field_validator("split", mode="before")
     @classmethod
     def _split_numbers(cls, value: Any) -> Any:
-        return tuple(float(v) for v in value.split(",")) if isinstance(value, str) else value
+        if isinstance(value, str) and value.strip() != "official":
+            return tuple(float(v) for v in value.split(","))
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("split")
     @classmethod
-    def _split_sums_to_one(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
-        if min(value) < 0 or abs(sum(value) - 1) > 1e-6:
+    def _split_sums_to_one(cls, value: tuple[float, float, float] | str) -> Any:
+        if isinstance(value, tuple) and (min(value) < 0 or abs(sum(value) - 1) > 1e-6):
             raise ValueError(f"train,val,test fractions must be >= 0 and sum to 1, got {value}")
         return value
 
@@ -124,6 +152,9 @@ class PretrainConfig(_Section):
     num_nodes: int = Field(1, ge=1)
     views: Literal["all", "frontal"] = "all"
     num_workers: int = Field(2, ge=0)
+    # where a sharded cache's tar shards are read from, if not PREPARED/shards: a shared file
+    # system path, an fsspec URL (s3://bucket/prepared/shards) or a WebDataset pipe: command
+    shards_url: str | None = None
     augment: AugmentConfig = AugmentConfig()
     limit_train_batches: float | int = 1.0
     log_every_n_steps: int = Field(10, ge=1)

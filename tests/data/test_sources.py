@@ -139,9 +139,9 @@ def test_kaggle_missing_column_is_one_clear_error(tmp_path):
         read_source(tmp_path)
 
 
-def test_not_an_iu_layout(tmp_path):
+def test_not_a_known_layout(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(SourceError, match="not an IU X-Ray layout"):
+    with pytest.raises(SourceError, match=r"not a known layout: expected an OpenI .*manifest CSV"):
         detect_layout(tmp_path)
     with pytest.raises(SourceError, match="no such file"):
         detect_layout(tmp_path / "absent")

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chestclip.data.split import split_by_patient, split_sizes
+from chestclip.data.split import assign_splits, split_by_patient, split_sizes
+from chestclip.errors import ChestClipError
 
 
 def _patients(n: int, diseased_fraction: float = 0.64, seed: int = 1) -> pd.DataFrame:
@@ -56,3 +57,31 @@ def test_tiny_classes_do_not_crash():
     patients = pd.DataFrame({"uid": list("abcdef"), "label": [0, 1, 1, 1, 1, 1]})
     split = split_by_patient(patients, (0.5, 0.25, 0.25), seed=0)
     assert split.value_counts().to_dict() == {"train": 3, "val": 1, "test": 2}
+
+
+def test_assign_splits_keeps_every_patient_in_one_split():
+    studies = pd.DataFrame({
+        "uid": [f"s{i}" for i in range(60)],
+        "patient_id": [f"p{i // 3}" for i in range(60)],  # three studies per patient
+        "label": [i % 2 for i in range(60)],
+    })  # fmt: skip
+    split = assign_splits(studies, (0.7, 0.15, 0.15), seed=0)
+    assert split.groupby(studies["patient_id"]).nunique().max() == 1
+    assert split.value_counts().to_dict() == {"train": 42, "val": 9, "test": 9}  # 14, 3, 3 patients
+
+
+def test_assign_splits_equals_split_by_patient_when_each_study_is_a_patient():
+    patients = _patients(211)
+    studies = patients.assign(patient_id=patients["uid"])
+    expected = split_by_patient(patients, (0.7, 0.15, 0.15), seed=4)
+    assert assign_splits(studies, (0.7, 0.15, 0.15), seed=4).tolist() == expected.tolist()
+
+
+def test_official_split_needs_one_per_study_and_patient():
+    studies = pd.DataFrame({"uid": ["a", "b", "c"], "patient_id": ["p", "p", "q"], "label": 0,
+                            "official_split": ["train", "train", "test"]})  # fmt: skip
+    assert assign_splits(studies, "official").tolist() == ["train", "train", "test"]
+    with pytest.raises(ChestClipError, match="patient p is in several official splits"):
+        assign_splits(studies.assign(official_split=["train", "val", "test"]), "official")
+    with pytest.raises(ChestClipError, match="1 studies have no official split"):
+        assign_splits(studies.assign(official_split=["train", "", "test"]), "official")

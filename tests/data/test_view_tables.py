@@ -10,9 +10,9 @@ from chestclip.data import prepare_dataset
 from chestclip.data.openi import (
     METADATA_TABLE,
     TSNE_VIEW_TABLE,
-    OpenIFormatError,
     read_view_positions,
 )
+from chestclip.data.records import SourceFormatError
 
 
 def test_pa_is_not_trusted_the_tsne_view_is(tmp_path):
@@ -32,7 +32,9 @@ def test_pa_is_not_trusted_the_tsne_view_is(tmp_path):
 
 def test_an_unreadable_table_is_one_line(tmp_path):
     (tmp_path / METADATA_TABLE).write_text("imageid,Rows\nCXR1_IM-1-1001,2048\n")
-    with pytest.raises(OpenIFormatError, match=rf"{METADATA_TABLE}: unreadable view table") as info:
+    with pytest.raises(
+        SourceFormatError, match=rf"{METADATA_TABLE}: unreadable view table"
+    ) as info:
         read_view_positions(tmp_path)
     assert "\n" not in str(info.value)
 

@@ -62,7 +62,7 @@ def test_fills_an_existing_empty_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"layout": "mimic"}, "layout must be one of"),
+        ({"layout": "padchest"}, "layout must be one of"),
         ({"studies": 0}, "studies must be at least 1"),
         ({"image_size": 16}, "image_size must be at least"),
         ({"visibility": -0.5}, "visibility must be >= 0"),

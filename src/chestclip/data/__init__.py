@@ -1,4 +1,5 @@
-"""Data: read the IU X-Ray collection as users download it, clean, label, split, cache, stream."""
+"""Data: read chest X-ray collections as users download them (IU X-Ray, MIMIC-CXR-JPG, CheXpert,
+a manifest CSV), clean, label, split, cache (one array or tar shards), stream."""
 
 from chestclip.data.dataset import PreparedData, XrayReportDataset
 from chestclip.data.prepare import PrepareSummary, prepare_dataset

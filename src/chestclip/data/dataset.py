@@ -1,4 +1,5 @@
-"""Read a prepared directory: tables plus the memory-mapped image array, as a torch Dataset."""
+"""Read a prepared directory: tables, findings and the image cache (memory-mapped array or tar
+shards), as a torch Dataset."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from chestclip.data.prepare import IMAGES_FILE
+from chestclip.data.prepare import FINDINGS_FILE, IMAGES_FILE
 from chestclip.data.records import FRONTAL
+from chestclip.data.shards import SHARDS_DIR, ShardArray, read_index
 from chestclip.errors import ChestClipError
 
 REQUIRED_FILES = ("studies.csv", "images.csv", "summary.json")
@@ -28,13 +30,17 @@ class PreparedDataError(ChestClipError):
 class PreparedData:
     """The tables of a prepared dataset and lazy access to its image array.
 
-    ``studies``: one row per patient/report; ``images``: one row per image, ``row`` indexing the
+    ``studies``: one row per study/report; ``images``: one row per image, ``row`` indexing the
     array. ``study_index``/``text_index`` are integer ids for the contrastive loss: images of one
     study share a study index; studies whose cleaned texts are identical share a text index.
+    ``findings``: multi-label targets per study (uid index; 1, 0, NaN = masked), or None.
+    ``shards_url``: read the shards from there (a shared file system or ``s3://...``) instead
+    of ``root/shards``.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, shards_url: str | None = None):
         self.root = Path(root)
+        self.shards_url = shards_url or str(self.root / SHARDS_DIR)
         missing = [f for f in REQUIRED_FILES if not (self.root / f).is_file()]
         if missing:
             raise PreparedDataError(
@@ -48,6 +54,7 @@ class PreparedData:
         images = pd.read_csv(
             self.root / "images.csv", dtype={"uid": str, "image_id": str}, keep_default_na=False
         )
+        self.findings = self._read_findings()
         self.studies["study_index"] = np.arange(len(self.studies))
         self.studies["text_index"] = pd.factorize(self.studies["text"])[0]
         by_uid = self.studies.set_index("uid")
@@ -56,22 +63,66 @@ class PreparedData:
             study_index=images["uid"].map(by_uid["study_index"]),
             text_index=images["uid"].map(by_uid["text_index"]),
         )
-        self._array: np.ndarray | None = None
+        self._array: np.ndarray | ShardArray | None = None
+        self._shard_index: pd.DataFrame | None = None
+
+    def _read_findings(self) -> pd.DataFrame | None:
+        path = self.root / FINDINGS_FILE
+        if not path.is_file():
+            return None
+        table = pd.read_csv(path, dtype={"uid": str}).set_index("uid").astype(float)
+        return table.reindex(self.studies["uid"])
+
+    @property
+    def finding_names(self) -> list[str]:
+        return [] if self.findings is None else list(self.findings.columns)
+
+    @property
+    def has_reports(self) -> bool:
+        """False for an image-only source (CheXpert without CheXpert Plus): no report text."""
+        return bool(self.summary.get("has_reports", True))
+
+    def require_reports(self, what: str) -> None:
+        """One-line PreparedDataError when ``what`` (e.g. "CLIP pre-training") needs text."""
+        if not self.has_reports:
+            raise PreparedDataError(
+                f"{self.root}: {what} needs report text, but this {self.summary.get('layout')} "
+                "source has none (image-only); add the reports (e.g. a CheXpert Plus table)"
+            )
+
+    @property
+    def cache(self) -> str | None:
+        """``array`` (images.npy), ``shards`` (tar shards) or None (prepared without images)."""
+        if (self.root / IMAGES_FILE).is_file():
+            return "array"
+        return "shards" if (self.root / SHARDS_DIR).is_dir() else None
 
     @property
     def has_images(self) -> bool:
-        return (self.root / IMAGES_FILE).is_file()
+        return self.cache is not None
 
     @property
-    def array(self) -> np.ndarray:
-        """uint8 [N, S, S], memory-mapped (opened on first use, once per process)."""
+    def shard_index(self) -> pd.DataFrame:
+        """Where each image row lies in the shards (``chestclip.data.shards.INDEX_COLUMNS``)."""
+        if self._shard_index is None:
+            self._shard_index = read_index(self.root / SHARDS_DIR)
+        return self._shard_index
+
+    @property
+    def array(self) -> np.ndarray | ShardArray:
+        """uint8 [N, S, S]: the memory-mapped images.npy, or the shards read the same way
+        (opened on first use, once per process)."""
         if self._array is None:
             if not self.has_images:
                 raise PreparedDataError(f"{self.root}: prepared with --no-images: no image array")
-            self._array = np.load(self.root / IMAGES_FILE, mmap_mode="r")
+            if self.cache == "array":
+                self._array = np.load(self.root / IMAGES_FILE, mmap_mode="r")
+            else:
+                size = int(self.summary["image_size"])
+                self._array = ShardArray(self.shards_url, self.shard_index, size)
             if len(self._array) != len(self.images):
                 raise PreparedDataError(
-                    f"{self.root}: {IMAGES_FILE} has {len(self._array)} rows "
+                    f"{self.root}: the image cache has {len(self._array)} images "
                     f"but images.csv has {len(self.images)}"
                 )
         return self._array
@@ -114,7 +165,9 @@ class XrayReportDataset(Dataset):
     """(X-ray, report) pairs of one split.
 
     Each item: ``image`` float32 [1, S, S] in [0, 1] (after ``transform``), ``text`` str,
-    ``label`` int (0 normal, 1 diseased), ``uid``, ``image_id``, ``study_index``, ``text_index``.
+    ``label`` int (0 normal, 1 diseased), ``uid``, ``image_id``, ``study_index``, ``text_index``;
+    with findings also ``findings`` float32 [K] (0/1, 0 where masked) and ``findings_mask`` bool
+    [K] (False = ignored), K = ``data.finding_names``.
     """
 
     def __init__(
@@ -128,18 +181,44 @@ class XrayReportDataset(Dataset):
         self.table = self.data.split_images(split, projection)
         self.transform = transform
         self._rows = self.table["row"].to_numpy()
-        self._records = self.table[
-            ["text", "label", "uid", "image_id", "study_index", "text_index"]
-        ].to_dict("records")
+        self._fields = ItemFields(self.data, self.table)
 
     def __len__(self) -> int:
         return len(self.table)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        pixels = torch.from_numpy(
-            np.array(self.data.array[self._rows[index]], dtype=np.float32) / 255.0
-        )
-        image = pixels.unsqueeze(0)  # [1, S, S]
-        if self.transform is not None:
-            image = self.transform(image)
-        return {"image": image, **self._records[index]}
+        image = to_image_tensor(self.data.array[self._rows[index]], self.transform)
+        return {"image": image, **self._fields[index]}
+
+
+ITEM_FIELDS = ["text", "label", "uid", "image_id", "study_index", "text_index"]
+
+
+class ItemFields:
+    """Every field of a dataset item but the image, for each row of an images table. Findings
+    are kept as two arrays and handed out as tensor views, not as a tensor per item."""
+
+    def __init__(self, data: PreparedData, table: pd.DataFrame):
+        self._records = table[ITEM_FIELDS].to_dict("records")
+        self._targets = self._masks = None
+        if data.findings is not None:
+            targets = data.findings.loc[table["uid"]].to_numpy(dtype=np.float32)  # [N, K]
+            self._masks, self._targets = ~np.isnan(targets), np.nan_to_num(targets)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        fields = dict(self._records[index])
+        if self._targets is not None:
+            fields["findings"] = torch.from_numpy(self._targets[index])
+            fields["findings_mask"] = torch.from_numpy(self._masks[index])
+        return fields
+
+
+def to_image_tensor(
+    pixels: np.ndarray, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """uint8 [S, S] → float32 [1, S, S] in [0, 1], then ``transform``."""
+    image = torch.from_numpy(np.array(pixels, dtype=np.float32) / 255.0).unsqueeze(0)
+    return transform(image) if transform is not None else image

@@ -97,6 +97,26 @@ def load_xray(
         return fit_square(to_grey(image), size, mode)
 
 
+def decode_xray(
+    source: ImageSource | None,
+    size: int,
+    mode: ResizeMode = "pad",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray | None, str]:
+    """``load_xray``, failures returned instead of raised: (uint8 [size, size], "") or
+    (None, reason); ``source`` None is an archive member that could not be read."""
+    if source is None:
+        return None, "unreadable: missing from the archive or archive truncated"
+    try:
+        return load_xray(source, size, mode, max_pixels), ""
+    except InputRejected as err:
+        return None, f"refused: {err}"
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        if isinstance(err, FileNotFoundError):
+            return None, "file missing"
+        return None, f"undecodable image: {err}"
+
+
 def iter_sources(files: list[str], archive: str | None) -> Iterator[tuple[int, ImageSource | None]]:
     """(index into ``files``, path or bytes) for each file; bytes come from streaming ``archive``
     once in its own order (a gzip'd tar has no random access). Missing members yield None."""
@@ -150,19 +170,7 @@ def decode_into(
 
     def decode(item: tuple[int, ImageSource | None]) -> tuple[int, np.ndarray | None, str]:
         index, source = item
-        if source is None:
-            return index, None, "unreadable: missing from the archive or archive truncated"
-        try:
-            return index, load_xray(source, size, mode, max_pixels), ""
-        except InputRejected as err:
-            return index, None, f"refused: {err}"
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-            reason = (
-                "file missing"
-                if isinstance(err, FileNotFoundError)
-                else f"undecodable image: {err}"
-            )
-            return index, None, reason
+        return index, *decode_xray(source, size, mode, max_pixels)
 
     errors = {}
     for index, pixels, error in progress(

@@ -19,15 +19,12 @@ from chestclip.data.records import (
     UNKNOWN,
     Skipped,
     SourceRecords,
+    read_csv_table,
 )
 
 REPORTS_CSV, PROJECTIONS_CSV = "indiana_reports.csv", "indiana_projections.csv"
 REPORT_FIELDS = ["uid", "MeSH", "Problems", "indication", "comparison", "findings", "impression"]
 IMAGE_DIRS = ("images/images_normalized", "images_normalized", "images", ".")
-
-
-class KaggleFormatError(ValueError):
-    """A Kaggle CSV that cannot be read as a whole (missing columns, broken quoting)."""
 
 
 def is_kaggle(path: Path) -> bool:
@@ -43,18 +40,6 @@ def canonical_id(filename: str) -> str:
     return name
 
 
-def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise KaggleFormatError(f"{path}: unreadable CSV: {first_line}") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise KaggleFormatError(f"{path}: missing column(s) {missing}")
-    return table
-
-
 def _image_path(folder: Path, filename: str) -> str:
     for sub in IMAGE_DIRS:
         candidate = folder / sub / filename
@@ -66,7 +51,7 @@ def _image_path(folder: Path, filename: str) -> str:
 def read_kaggle(source: Path, with_images: bool = True) -> SourceRecords:
     """Parse both CSVs; a malformed row is skipped and listed, never fatal."""
     reports_path, projections_path = source / REPORTS_CSV, source / PROJECTIONS_CSV
-    table = _read_csv(reports_path, REPORT_FIELDS)
+    table = read_csv_table(reports_path, REPORT_FIELDS)
     reports, skipped = [], []
     for line, row in enumerate(table.itertuples(index=False), start=2):
         uid = str(row.uid).strip()
@@ -97,7 +82,7 @@ def read_kaggle(source: Path, with_images: bool = True) -> SourceRecords:
         })  # fmt: skip
     images = []
     if projections_path.is_file():
-        projections = _read_csv(projections_path, ["uid", "filename", "projection"])
+        projections = read_csv_table(projections_path, ["uid", "filename", "projection"])
         for row in projections.itertuples(index=False):
             projection = row.projection.strip().capitalize()
             known = projection in (FRONTAL, LATERAL)

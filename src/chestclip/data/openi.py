@@ -22,6 +22,7 @@ from chestclip.data.records import (
     REPORT_COLUMNS,
     UNKNOWN,
     Skipped,
+    SourceFormatError,
     SourceRecords,
 )
 
@@ -42,10 +43,6 @@ _VIEW_POSITIONS = {
 _TSNE_VIEWS = {"PA": FRONTAL, "L": LATERAL}
 _SECTIONS = {"INDICATION": "indication", "COMPARISON": "comparison", "FINDINGS": "findings",
              "IMPRESSION": "impression"}  # fmt: skip
-
-
-class OpenIFormatError(ValueError):
-    """A metadata table that cannot be read as a whole; the message is one line naming it."""
 
 
 def canonical_id(openi_id: str) -> str:
@@ -129,7 +126,7 @@ def _read_table(folder: Path, name: str, column: str, meaning: dict[str, str]) -
             except (ValueError, OSError, EOFError) as err:
                 # missing column, non-UTF-8 bytes, broken gzip or quoting: the file is wrong
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise OpenIFormatError(f"{path}: unreadable view table: {first}") from None
+                raise SourceFormatError(f"{path}: unreadable view table: {first}") from None
             values = table[column].str.strip().str.upper().map(meaning)
             known = values.notna()
             return dict(zip(table["imageid"][known].map(canonical_id), values[known], strict=True))

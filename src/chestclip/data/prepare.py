@@ -1,8 +1,12 @@
-"""``chestclip prepare``: a download of IU X-Ray → a clean, split, cached dataset directory.
+"""``chestclip prepare``: a download (IU X-Ray, MIMIC-CXR-JPG, CheXpert, a manifest CSV) → a
+clean, patient-split, cached dataset directory.
 
 Outputs (written atomically: a killed run leaves no half-written directory):
-``studies.csv``, ``images.csv``, ``images.npy`` (uint8 [N, S, S] in images.csv row order, read
-with ``numpy.load(mmap_mode="r")``; absent with ``images=False``) and ``summary.json``.
+``studies.csv``, ``images.csv``, the image cache — ``images.npy`` (uint8 [N, S, S] in images.csv
+row order, read with ``numpy.load(mmap_mode="r")``) or, for large datasets, ``shards/``
+(``chestclip.data.shards``; its build resumes after a kill) — absent with ``images=False``,
+``findings.csv`` (multi-label targets per study: 1, 0 or empty = masked) when the source has
+findings, and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from tqdm.auto import tqdm
 
 from chestclip import __version__
 from chestclip.config import PrepareConfig
+from chestclip.data.findings import apply_policy, finding_counts, source_findings
 from chestclip.data.images import decode_into
 from chestclip.data.records import (
     FRONTAL,
@@ -29,9 +34,12 @@ from chestclip.data.records import (
     UNKNOWN,
     Skipped,
     SourceRecords,
+    with_identity,
 )
+from chestclip.data.shard_cache import cache_as_shards, choose_cache, move_shards, work_directory
+from chestclip.data.shards import SHARDS_DIR, ShardArray, read_index
 from chestclip.data.sources import read_source
-from chestclip.data.split import SPLITS, split_by_patient
+from chestclip.data.split import SPLITS, assign_splits
 from chestclip.data.text import build_text
 from chestclip.data.views import complete_views, frontal_probability
 from chestclip.errors import ChestClipError
@@ -39,12 +47,14 @@ from chestclip.utils.io import atomic_directory, atomic_write_json
 
 STUDY_COLUMNS = [
     "uid", "split", "label", "text", "indication", "findings", "impression", "comparison", "mesh",
-    "problems", "n_images",
+    "problems", "n_images", "patient_id", "study_id",
 ]  # fmt: skip
 IMAGE_TABLE_COLUMNS = [
     "image_id", "uid", "split", "label", "projection", "projection_source", "row", "file",
+    "patient_id", "study_id",
 ]  # fmt: skip
 IMAGES_FILE = "images.npy"
+FINDINGS_FILE = "findings.csv"
 
 
 @dataclass(frozen=True)
@@ -96,14 +106,15 @@ def select_images(
     return order.drop(columns="_k").reset_index(drop=True)
 
 
-def infer_views(images: pd.DataFrame, array: np.ndarray | None) -> pd.DataFrame:
-    """Fill in unknown projections from the pixels (``array`` rows, in ``images`` order; None
-    without images) and the study's other view (``chestclip.data.views``)."""
+def infer_views(images: pd.DataFrame, array: np.ndarray | ShardArray | None) -> pd.DataFrame:
+    """Fill in unknown projections from the pixels (``array[images["row"]]``; None without
+    images) and the study's other view (``chestclip.data.views``)."""
     unknown = (images["projection"] == UNKNOWN).to_numpy()
     p_frontal = np.full(len(images), np.nan)
     if array is not None and unknown.any():
-        rows = np.flatnonzero(unknown)
-        p_frontal[rows] = frontal_probability(array[r] for r in rows)
+        positions = np.flatnonzero(unknown)
+        rows = images["row"].to_numpy()[positions]
+        p_frontal[positions] = frontal_probability(array[int(r)] for r in rows)
     projection = complete_views(images, p_frontal)
     inferred = unknown & (projection != UNKNOWN)
     source = images["projection_source"].where(~inferred, INFERRED)
@@ -168,7 +179,8 @@ def _split_counts(studies: pd.DataFrame, images: pd.DataFrame) -> dict[str, dict
     for split in SPLITS:
         part = studies[studies["split"] == split]
         counts[split] = {
-            "patients": len(part),
+            "patients": int(part["patient_id"].nunique()),
+            "studies": len(part),
             "images": int((images["split"] == split).sum()),
             "normal": int((part["label"] == 0).sum()),
             "diseased": int((part["label"] == 1).sum()),
@@ -202,13 +214,13 @@ def _why_empty(source: str | Path, config: PrepareConfig, skipped: list[Skipped]
 def prepare_dataset(
     source: str | Path, out: str | Path, config: PrepareConfig | None = None
 ) -> PrepareSummary:
-    """Parse, label, clean, split and cache an IU X-Ray source (OpenI or Kaggle layout)."""
+    """Parse, label, clean, split and cache a source (``chestclip.data.sources`` layouts)."""
     config = config or PrepareConfig()
-    records = read_source(source, with_images=config.images)
+    records = read_source(source, config.images, config.labeler, config.manifest)
     partial = list(records.problems)
     _check_complete(partial, config)  # before hours of decoding
     skipped = list(records.skipped)
-    reports = _drop_duplicates(records.reports, "uid", "report", skipped)
+    reports = _drop_duplicates(with_identity(records.reports), "uid", "report", skipped)
     reports_parsed = len(reports)
     with_images = reports[reports["uid"].isin(records.images["uid"])]
     no_images = reports[~reports["uid"].isin(records.images["uid"])]
@@ -222,9 +234,18 @@ def prepare_dataset(
         other = ~images["projection"].isin([FRONTAL, UNKNOWN])
         excluded_by_view, other_views = int(other.sum()), set(images.loc[other, "uid"])
         images = images[~other].reset_index(drop=True)
+    cache = choose_cache(config.cache, len(images), config.image_size, records.archive)
+    work, shard_counts = work_directory(Path(out)), {}
 
     with atomic_directory(out) as tmp:
-        if config.images:
+        if config.images and cache == "shards":
+            images, shard_counts = cache_as_shards(
+                images, work, config.image_size, config.resize, config.shard_size,
+                config.workers, skipped,
+            )  # fmt: skip
+            shards = work / SHARDS_DIR
+            images = infer_views(images, ShardArray(shards, read_index(shards), config.image_size))
+        elif config.images:
             images = decode_images(images, records.archive, tmp, config, skipped)
             images = infer_views(images, np.load(tmp / IMAGES_FILE, mmap_mode="r"))
         else:
@@ -233,7 +254,7 @@ def prepare_dataset(
         if config.views == "frontal":
             frontal = (images["projection"] == FRONTAL).to_numpy()
             excluded_by_view += int((~frontal).sum())
-            if config.images:
+            if config.images and cache == "array":  # shards: other rows are left unread
                 images = keep_rows(images, np.flatnonzero(frontal), tmp)
             else:
                 images = images[frontal]
@@ -251,31 +272,41 @@ def prepare_dataset(
 
         studies["text"] = build_text(studies, config.text_fields, config.clean)
         studies["n_images"] = studies["uid"].map(n_images).astype(int)
-        studies["split"] = split_by_patient(
-            studies[["uid", "label"]], config.split, config.seed
-        ).to_numpy()
+        studies["split"] = assign_splits(studies, config.split, config.seed).to_numpy()
         studies = studies.assign(_k=_uid_order(studies["uid"])).sort_values("_k").drop(columns="_k")
-        split_of, label_of = studies.set_index("uid")["split"], studies.set_index("uid")["label"]
-        images = images.assign(split=images["uid"].map(split_of), label=images["uid"].map(label_of))
+        by_uid = studies.set_index("uid")
+        images = images.assign(**{c: images["uid"].map(by_uid[c]) for c in
+                                  ("split", "label", "patient_id", "study_id")})  # fmt: skip
 
         studies[STUDY_COLUMNS].to_csv(tmp / "studies.csv", index=False)
         images[IMAGE_TABLE_COLUMNS].to_csv(tmp / "images.csv", index=False)
+        findings = source_findings(records.findings, by_uid["mesh"])
+        finding_summary = None
+        if findings is not None:
+            targets = apply_policy(findings, config.uncertain, config.missing)
+            targets.astype("Int64").to_csv(tmp / FINDINGS_FILE, index_label="uid")
+            finding_summary = finding_counts(findings, targets, by_uid["split"])
         counts = {
             "chestclip_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "source": str(Path(source).resolve()),
             "layout": records.layout,
+            "has_reports": records.has_reports,
             "config": config.model_dump(mode="json"),
             "reports_parsed": reports_parsed,
             "reports_with_images": len(with_images),
             "studies": len(studies),
+            "patients": int(studies["patient_id"].nunique()),
             "images": len(images),
             "image_size": config.image_size if config.images else None,
             "normal": int((studies["label"] == 0).sum()),
             "diseased": int((studies["label"] == 1).sum()),
             "images_excluded_by_view": excluded_by_view,
             "views_by_source": _view_counts(images),
+            "cache": cache if config.images else None,
+            **shard_counts,
             "splits": _split_counts(studies, images),
+            "findings": finding_summary,
             "partial": partial,
             "skipped_count": len(skipped),
             "skipped_by_reason": dict(
@@ -284,4 +315,6 @@ def prepare_dataset(
             "skipped": [s.as_dict() for s in skipped],
         }
         atomic_write_json(tmp / "summary.json", counts)
+        if shard_counts:
+            move_shards(work, tmp)
     return PrepareSummary(Path(out), counts)

@@ -1,24 +1,33 @@
-"""Recognise which IU X-Ray layout a path holds and read it."""
+"""Recognise which layout a path holds (IU X-Ray's OpenI or Kaggle, MIMIC-CXR-JPG, CheXpert, a
+manifest CSV) and read it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from chestclip.data.kaggle import (
-    PROJECTIONS_CSV,
-    REPORTS_CSV,
-    KaggleFormatError,
-    is_kaggle,
-    read_kaggle,
-)
-from chestclip.data.openi import REPORTS_ARCHIVE, OpenIFormatError, is_openi, read_openi
-from chestclip.data.records import SourceRecords
+from chestclip.config import ManifestConfig
+from chestclip.data.chexpert import is_chexpert, read_chexpert
+from chestclip.data.kaggle import PROJECTIONS_CSV, REPORTS_CSV, is_kaggle, read_kaggle
+from chestclip.data.manifest import MANIFEST_NAME, is_manifest, read_manifest
+from chestclip.data.mimic import METADATA, is_mimic, read_mimic
+from chestclip.data.openi import REPORTS_ARCHIVE, is_openi, read_openi
+from chestclip.data.records import SourceFormatError, SourceRecords
 from chestclip.errors import ChestClipError
 
 EXPECTED = (
     f"an OpenI download (a folder with ecgen-radiology/*.xml or {REPORTS_ARCHIVE}, or that archive "
-    f"itself) or the Kaggle layout (a folder with {REPORTS_CSV} and {PROJECTIONS_CSV})"
+    f"itself), the Kaggle layout (a folder with {REPORTS_CSV} and {PROJECTIONS_CSV}), "
+    f"MIMIC-CXR-JPG (a folder with {METADATA}[.gz] and files/), CheXpert (CheXpert-v1.0[-small] "
+    f"with train.csv/valid.csv) or a manifest CSV (a .csv file, or a folder with {MANIFEST_NAME})"
 )
+# checked in this order: the first layout a path matches is the one read
+LAYOUTS = {
+    "mimic": is_mimic,
+    "chexpert": is_chexpert,
+    "kaggle": is_kaggle,
+    "openi": is_openi,
+    "manifest": is_manifest,
+}
 
 
 class SourceError(ChestClipError):
@@ -26,26 +35,37 @@ class SourceError(ChestClipError):
 
 
 def detect_layout(source: str | Path) -> str:
-    """``"openi"`` or ``"kaggle"``; SourceError naming what was expected otherwise."""
+    """``"openi"``, ``"kaggle"``, ``"mimic"``, ``"chexpert"`` or ``"manifest"``; SourceError
+    naming what was expected otherwise."""
     path = Path(source)
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
-    if is_kaggle(path):
-        return "kaggle"
-    if is_openi(path):
-        return "openi"
-    raise SourceError(f"{path}: not an IU X-Ray layout: expected {EXPECTED}")
+    layout = next((name for name, matches in LAYOUTS.items() if matches(path)), None)
+    if layout is None:
+        raise SourceError(f"{path}: not a known layout: expected {EXPECTED}")
+    return layout
 
 
-def read_source(source: str | Path, with_images: bool = True) -> SourceRecords:
-    """Parse the reports and image references of an OpenI or Kaggle source."""
+def read_source(
+    source: str | Path,
+    with_images: bool = True,
+    labeler: str = "chexpert",
+    manifest: ManifestConfig | None = None,
+) -> SourceRecords:
+    """Parse the reports, labels and image references of a source. ``labeler`` picks MIMIC-CXR's
+    label file (chexpert or negbio); ``manifest`` maps a manifest CSV's columns."""
     path = Path(source)
     layout = detect_layout(path)
+    readers = {
+        "kaggle": lambda: read_kaggle(path, with_images),
+        "openi": lambda: read_openi(path, with_images),
+        "mimic": lambda: read_mimic(path, with_images, labeler),
+        "chexpert": lambda: read_chexpert(path, with_images),
+        "manifest": lambda: read_manifest(path, with_images, manifest),
+    }
     try:
-        records = (
-            read_kaggle(path, with_images) if layout == "kaggle" else read_openi(path, with_images)
-        )
-    except (KaggleFormatError, OpenIFormatError) as err:
+        records = readers[layout]()
+    except SourceFormatError as err:
         raise SourceError(str(err)) from None
     if records.reports.empty:
         reasons = sorted({s.reason for s in records.skipped})[:3]

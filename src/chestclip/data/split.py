@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from chestclip.errors import ChestClipError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -62,3 +64,37 @@ def split_by_patient(
         **dict.fromkeys(test, "test"),
     }
     return pd.Series(assignment, name="split").loc[patients["uid"]]
+
+
+def assign_splits(
+    studies: pd.DataFrame,
+    fractions: tuple[float, float, float] | str = (0.70, 0.15, 0.15),
+    seed: int = 0,
+) -> pd.Series:
+    """The split of every study (row order kept), so that each patient's studies share one.
+
+    ``studies`` has columns ``uid``, ``patient_id``, ``label`` and, for ``fractions ==
+    "official"``, ``official_split``. With fractions, patients are split by ``split_by_patient``
+    on their worst label (diseased if any study is); "official" keeps the source's own split and
+    fails, naming the problem, where a study has none or a patient has several.
+    """
+    if fractions == "official":
+        official = studies["official_split"].fillna("")
+        missing = studies.loc[~official.isin(SPLITS), "uid"]
+        if len(missing):
+            raise ChestClipError(
+                f"split: official: {len(missing)} studies have no official split (e.g. "
+                f"{missing.iloc[0]}); split this source by fractions instead"
+            )
+        mixed = official.groupby(studies["patient_id"]).nunique()
+        if (mixed > 1).any():
+            raise ChestClipError(
+                f"split: official: patient {mixed.idxmax()} is in several official splits"
+            )
+        return pd.Series(official.to_numpy(), index=studies.index, name="split")
+    patients = studies.groupby("patient_id")["label"].max()
+    frame = pd.DataFrame({"uid": patients.index, "label": patients.to_numpy()})
+    split_of = split_by_patient(frame, fractions, seed)
+    return pd.Series(
+        studies["patient_id"].map(split_of).to_numpy(), index=studies.index, name="split"
+    )

@@ -44,7 +44,8 @@ NEGATIONS = frozenset(
     ]
 )
 
-_AGE = re.compile(r"\b(?:\d+|x+)[\s-]*(?:years?|yrs?|yo)[\s-]*old\b")
+# "N year old", with IU X-Ray's "XXXX" or MIMIC-CXR's "___" for the de-identified number
+_AGE = re.compile(r"(?:\b\d+|\bx+|_+)[\s-]*(?:years?|yrs?|yo)[\s-]*old\b")
 _SPECIAL = re.compile(r"[^a-z0-9\s]")
 _DEIDENTIFIED = re.compile(r"^x+$")
 

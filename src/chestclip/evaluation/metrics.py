@@ -270,29 +270,36 @@ def _weighted_metrics(
     }
 
 
-def _bootstrap_weights(
-    groups: Sequence | np.ndarray | None, n: int, n_boot: int, seed: int
+def bootstrap_weights(
+    groups: Sequence | np.ndarray, n_boot: int, seed: int = 0, cells_per_sample: int = 1
 ) -> Iterator[np.ndarray]:
-    """Chunks of bootstrap weights [chunk, n] (``n_boot`` rows in all): each replicate draws as
-    many GROUPS as there are, with replacement, and weights each sample by how often its group
-    was drawn; ``groups=None`` resamples samples. Deterministic for a seed, independent of the
-    row order."""
-    if groups is None:
-        groups = np.arange(n)
+    """Patient-bootstrap resamples as sample weights, in chunks: arrays [chunk, N] whose row b
+    counts how often each sample's group was drawn in resample b (``n_boot`` rows in all).
+
+    Each resample draws as many groups as there are, with replacement. Deterministic for a seed
+    and independent of the row order; ``cells_per_sample`` shrinks chunks for callers that widen
+    each row (``_MAX_WEIGHT_CELLS`` bounds the memory).
+    """
     group_of, _ = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
-    if len(group_of) != n:
-        raise ValueError(f"groups has {len(group_of)} entries for {n} samples")
     if n_boot < 0:
         raise ValueError(f"n_boot must be >= 0, got {n_boot}")
-    n_groups = int(group_of.max()) + 1
+    n_groups = int(group_of.max()) + 1 if len(group_of) else 0
     rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_WEIGHT_CELLS // max(n, n_groups))
+    chunk = max(1, _MAX_WEIGHT_CELLS // max(len(group_of) * cells_per_sample, n_groups, 1))
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
         draws = rng.integers(0, n_groups, size=(size, n_groups))
         rows = np.repeat(np.arange(size), n_groups)
         times_drawn = np.bincount(rows * n_groups + draws.ravel(), minlength=size * n_groups)
-        yield times_drawn.reshape(size, n_groups)[:, group_of]
+        yield times_drawn.reshape(size, n_groups)[:, group_of]  # [size, N]
+
+
+def _resampled_units(groups: Sequence | np.ndarray | None, n: int) -> np.ndarray:
+    """The bootstrap's unit per sample: its group (patient), or the sample itself."""
+    units = np.arange(n) if groups is None else np.asarray(groups)
+    if len(units) != n:
+        raise ValueError(f"groups has {len(units)} entries for {n} samples")
+    return units
 
 
 def bootstrap_replicates(
@@ -313,7 +320,7 @@ def bootstrap_replicates(
     y, s = _as_probabilities(labels, scores)
     parts = [
         pd.DataFrame(_weighted_metrics(y, s, threshold, weights))
-        for weights in _bootstrap_weights(groups, len(y), n_boot, seed)
+        for weights in bootstrap_weights(_resampled_units(groups, len(y)), n_boot, seed)
     ]
     if not parts:
         return pd.DataFrame(columns=list(METRIC_NAMES), dtype=float)
@@ -347,7 +354,7 @@ def paired_auc_difference(
         [
             _roc_auc_of_blocks(*_score_blocks(y, s, w))
             - _roc_auc_of_blocks(*_score_blocks(y, r, w))
-            for w in _bootstrap_weights(groups, len(y), n_boot, seed)
+            for w in bootstrap_weights(_resampled_units(groups, len(y)), n_boot, seed)
         ]
         or [np.empty(0)]
     )

@@ -13,11 +13,11 @@ Top level (no other keys allowed):
 - `chestclip_version` — string, `chestclip.__version__` that wrote the file.
 - `data` — object describing the evaluated data; `splits` is required, other keys are free:
   - `source` — string or null, the prepared dataset's source path.
-  - `layout` — string, `openi` or `kaggle`.
+  - `layout` — string, `openi`, `kaggle`, `mimic`, `chexpert` or `manifest`.
   - `studies`, `images` — integers ≥ 0, totals over all splits.
-  - `splits` — object `{split name: {patients, images, normal, diseased}}`, integers ≥ 0,
-    exactly the `splits` block of the prepare stage's `summary.json` (normal/diseased count
-    patients).
+  - `splits` — object `{split name: {patients, studies, images, normal, diseased}}`, integers
+    ≥ 0, exactly the `splits` block of the prepare stage's `summary.json`; normal/diseased count
+    studies (IU X-Ray: one study per patient); `studies` is absent from older summaries.
 - `heads` — object `{head name: head result}`, one entry per classifier evaluated (e.g.
   `image`, `text`, `multimodal`, `bag_of_words`). A head result is the output of
   `chestclip.evaluation.metrics.evaluate_head` plus three provenance keys:
@@ -151,7 +151,10 @@ COMPARISON_SCHEMA = _object(
         ),
     }
 )
-_SPLIT_COUNTS = _object(dict.fromkeys(("patients", "images", "normal", "diseased"), _COUNT))
+_SPLIT_COUNTS = _object(
+    dict.fromkeys(("patients", "studies", "images", "normal", "diseased"), _COUNT),
+    required=["patients", "images", "normal", "diseased"],  # studies: prepared since MIMIC-CXR
+)
 DATA_SCHEMA = _object(
     {
         "source": {"type": ["string", "null"]},

@@ -16,13 +16,11 @@ from tqdm import tqdm
 
 import chestclip
 from chestclip.phantom.layouts import (
-    IMAGE_DIRS,
     LAYOUTS,
-    MASK_DIR,
     TruthRow,
-    image_path,
     mask_path,
     truth_row,
+    view_files,
     write_index,
 )
 from chestclip.phantom.study import StudyPlan, plan_study, render_study
@@ -47,7 +45,7 @@ def generate_phantoms(
     out: str | Path,
     studies: int = 200,
     image_size: int = 512,
-    layout: Literal["openi", "kaggle"] = "openi",
+    layout: Literal["openi", "kaggle", "mimic", "chexpert", "manifest"] = "openi",
     seed: int = 0,
     visibility: float = 1.0,
 ) -> PhantomSummary:
@@ -71,7 +69,7 @@ def generate_phantoms(
             disable=None,
         ):
             truth.extend(rows)
-        write_index(tmp, layout, plans, truth)
+        write_index(tmp, layout, plans, truth, image_size)
         params = {
             "generator": "chestclip.phantom",
             "version": chestclip.__version__,
@@ -118,8 +116,6 @@ def _render_all(
 
     Threads suffice for parallelism: numpy, scipy and PNG compression release the GIL.
     """
-    for directory in (IMAGE_DIRS[layout], MASK_DIR):
-        (out / directory).mkdir(parents=True, exist_ok=True)
 
     def work(plan: StudyPlan) -> list[TruthRow]:
         """Render and write one study."""
@@ -134,21 +130,28 @@ def _write_study(
 ) -> list[TruthRow]:
     """Render one study, write its images and mask, and return its truth rows."""
     images = render_study(plan, size, visibility)
-    save_png(out / image_path(layout, plan.frontal_id), images.frontal.pixels)
-    if plan.lateral_id is not None and images.lateral is not None:
-        save_png(out / image_path(layout, plan.lateral_id), images.lateral)
+    (frontal_id, frontal_path), lateral = view_files(layout, plan)
+    save_image(out / frontal_path, images.frontal.pixels)
+    if lateral is not None and images.lateral is not None:
+        save_image(out / lateral[1], images.lateral)
     lesions = images.frontal.lesions
     if not lesions:
         return []
     union = np.logical_or.reduce([mask for _, mask in lesions])
-    save_png(out / mask_path(plan.frontal_id), union.astype(np.uint8) * 255, noisy=False)
-    return [truth_row(plan.frontal_id, plan.uid, finding, mask) for finding, mask in lesions]
+    save_image(out / mask_path(frontal_id), union.astype(np.uint8) * 255, noisy=False)
+    return [truth_row(frontal_id, plan.uid, finding, mask) for finding, mask in lesions]
 
 
-def save_png(path: Path | BinaryIO, pixels: np.ndarray, noisy: bool = True) -> None:
-    """Save a uint8 ``[H, W]`` array as an 8-bit grey-scale PNG (to a path or a binary file).
+def save_image(path: Path | BinaryIO, pixels: np.ndarray, noisy: bool = True) -> None:
+    """Save a uint8 ``[H, W]`` array as an 8-bit grey-scale PNG (to a path or a binary file), or
+    a JPEG (quality 95, as MIMIC-CXR-JPG) where the path ends in .jpg.
 
     Noisy radiographs gain nothing from LZ77 matching: Huffman-only zlib is 3x faster and smaller.
     """
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".jpg":
+            Image.fromarray(pixels).save(path, format="JPEG", quality=95)
+            return
     options = {"compress_level": 1, "compress_type": 2} if noisy else {}
     Image.fromarray(pixels).save(path, format="PNG", **options)

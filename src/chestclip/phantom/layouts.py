@@ -1,4 +1,5 @@
-"""Writing a phantom dataset in the two layouts the real IU X-Ray collection ships in.
+"""Writing a phantom dataset in the two layouts the real IU X-Ray collection ships in, and (in
+``chestclip.phantom.clinical``) those of MIMIC-CXR-JPG, CheXpert and a manifest CSV.
 
 ``openi``: ``ecgen-radiology/<uid>.xml`` (the OpenI report archive's XML structure),
 ``NLMCXR_png/CXR<image id>.png``, ``nlmcxr_dicom_metadata.csv`` (``imageid,View Position``) and
@@ -10,7 +11,8 @@ Both layouts also get the phantom's ground truth: ``phantom_truth.csv`` (one row
 finding, bounding boxes as half-open pixel ranges ``[x0, x1) x [y0, y1)``),
 ``masks/<image id>_mask.png`` and ``phantom_studies.csv``. At visibility 0 nothing is drawn, so
 the truth table is empty and ``masks/`` holds no file; the same seed at visibility 1 shows where the
-lesions would be. ``phantom_params.json`` records the generator's arguments and version.
+lesions would be. ``phantom_params.json`` records the generator's arguments and version. Image ids
+in these tables and mask names are the layout's own (MIMIC's dicom_id, CheXpert's view name).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import numpy as np
 import pandas as pd
 
 from chestclip.data.openi import METADATA_TABLE, TSNE_VIEW_TABLE
+from chestclip.phantom.clinical import CLINICAL_LAYOUTS, study_files, write_clinical_index
 from chestclip.phantom.findings import Finding
 from chestclip.phantom.reports import problems
 from chestclip.phantom.study import StudyPlan
 from chestclip.utils.io import atomic_path, atomic_write_text
 
-LAYOUTS = ("openi", "kaggle")
+LAYOUTS = ("openi", "kaggle", *CLINICAL_LAYOUTS)
 IMAGE_DIRS = {"openi": Path("NLMCXR_png"), "kaggle": Path("images") / "images_normalized"}
 MASK_DIR = Path("masks")
 KAGGLE_COLUMNS = [
@@ -75,16 +78,29 @@ def image_path(layout: str, image_id: str) -> Path:
     return IMAGE_DIRS[layout] / name
 
 
+def view_files(layout: str, plan: StudyPlan) -> tuple[tuple[str, Path], tuple[str, Path] | None]:
+    """(image id, path relative to the dataset root) of the frontal view and of the lateral view
+    (None without one), as ``layout`` names and places them."""
+    if layout in CLINICAL_LAYOUTS:
+        files = study_files(layout, plan)
+        lateral = (files.lateral_id, files.lateral_path) if files.lateral_id else None
+        return (files.frontal_id, files.frontal_path), lateral
+    views = [(i, image_path(layout, i)) if i else None for i in (plan.frontal_id, plan.lateral_id)]
+    return views[0], views[1]
+
+
 def mask_path(image_id: str) -> Path:
     """Path of a frontal image's lesion mask relative to the dataset root."""
     return MASK_DIR / f"{image_id}_mask.png"
 
 
 def write_index(
-    out: Path, layout: str, plans: Sequence[StudyPlan], truth: Sequence[TruthRow]
+    out: Path, layout: str, plans: Sequence[StudyPlan], truth: Sequence[TruthRow], size: int
 ) -> None:
     """Write the layout's report/metadata files and the phantom ground-truth tables."""
-    if layout == "openi":
+    if layout in CLINICAL_LAYOUTS:
+        write_clinical_index(out, layout, list(plans), size)
+    elif layout == "openi":
         for plan in plans:
             atomic_write_text(out / "ecgen-radiology" / f"{plan.uid}.xml", openi_xml(plan))
         rows = [
@@ -106,10 +122,11 @@ def write_index(
         ]
         _write_csv(out / "indiana_projections.csv", rows, ["uid", "filename", "projection"])
     _write_csv(out / "phantom_truth.csv", [astuple(row) for row in truth], TRUTH_COLUMNS)
-    studies = [
-        (p.uid, p.label, ";".join(f.kind for f in p.findings), p.frontal_id, p.lateral_id or "")
-        for p in plans
-    ]
+    studies = []
+    for plan in plans:
+        (frontal, _), lateral = view_files(layout, plan)
+        kinds = ";".join(f.kind for f in plan.findings)
+        studies.append((plan.uid, plan.label, kinds, frontal, lateral[0] if lateral else ""))
     _write_csv(out / "phantom_studies.csv", studies, STUDY_COLUMNS)
 
 

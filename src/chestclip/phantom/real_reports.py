@@ -43,7 +43,7 @@ from chestclip.errors import ChestClipError
 from chestclip.phantom.exposure import expose
 from chestclip.phantom.findings import draw_frontal
 from chestclip.phantom.frontal import sample_frontal_anatomy
-from chestclip.phantom.generate import MIN_IMAGE_SIZE, save_png
+from chestclip.phantom.generate import MIN_IMAGE_SIZE, save_image
 from chestclip.phantom.lateral import render_lateral, sample_lateral_anatomy
 from chestclip.phantom.layouts import MASK_DIR, TRUTH_COLUMNS, TruthRow, mask_path, truth_row
 from chestclip.phantom.mesh import findings_from_mesh
@@ -241,12 +241,12 @@ def _render(
             density, noise = render_lateral(lateral, size), np.random.default_rng(noise_seed)
             pixels, lesions = expose(density, lateral.exposure, noise), ()
         buffer = io.BytesIO()
-        save_png(buffer, pixels)
+        save_image(buffer, pixels)
         pngs.append((f"{openi_id}.png", buffer.getvalue()))
         rows.append((image_id, report.uid, projection, len(lesions)))
         if lesions:
             union = np.logical_or.reduce([mask for _, mask in lesions])
-            save_png(out / mask_path(image_id), union.astype(np.uint8) * 255, noisy=False)
+            save_image(out / mask_path(image_id), union.astype(np.uint8) * 255, noisy=False)
             truth += [truth_row(image_id, uid, finding, mask) for finding, mask in lesions]
     return _Rendered(pngs, rows, truth, unmapped)
 

@@ -1,5 +1,6 @@
 """Cross-entropy training of any normal/diseased classifier: MLP heads on frozen features and
-the end-to-end fine-tuned image baseline share it.
+the end-to-end fine-tuned image baseline share it. ``MultiLabelModule`` trains a multi-label
+head the same way (masked BCE, best epoch by the validation macro ROC-AUC).
 
 Under DDP each rank validates its share of the validation set; the ROC-AUC that chooses the best
 epoch is computed on every rank's predictions gathered back into dataset order, so it is the AUC
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -19,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from chestclip.models.heads import masked_bce_with_logits
 from chestclip.training.trainer import build_trainer
 
 
@@ -75,6 +78,64 @@ class ClassifierModule(L.LightningModule):
         return optimizer(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
+
+
+def multilabel_batch(batch: tuple[Tensor, Tensor, Tensor] | dict) -> tuple[Tensor, Tensor, Tensor]:
+    """(inputs [B, ...], targets [B, K], mask [B, K]) of a (features, targets, mask)
+    TensorDataset batch, or of ``XrayReportDataset`` dicts with findings."""
+    if isinstance(batch, dict):
+        return batch["image"], batch["findings"], batch["findings_mask"]
+    return batch
+
+
+def macro_auc(scores: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
+    """Mean ROC-AUC over the findings whose unmasked targets hold both classes; 0.5 if none."""
+    aucs = [
+        roc_auc_score(targets[mask[:, k], k], scores[mask[:, k], k])
+        for k in range(targets.shape[1])
+        if len(np.unique(targets[mask[:, k], k])) == 2
+    ]
+    return float(np.mean(aucs)) if aucs else 0.5
+
+
+class MultiLabelModule(ClassifierModule):
+    """Trains a multi-label ``classifier`` (inputs → logits [B, K]) with masked BCE; logs the
+    validation loss and macro ROC-AUC as ``val/auc``, so ``fit_keep_best`` keeps its best epoch.
+    ``pos_weight`` [K] weighs each finding's positives (rare findings)."""
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        optimizer: str,
+        lr: float,
+        weight_decay: float,
+        pos_weight: Tensor | None = None,
+    ):
+        super().__init__(classifier, optimizer, lr, weight_decay)
+        self.register_buffer("pos_weight", pos_weight, persistent=False)
+        self._val_parts: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    def _loss(self, batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        inputs, targets, mask = multilabel_batch(batch)
+        logits = self.classifier(inputs)
+        return masked_bce_with_logits(logits, targets, mask, self.pos_weight), logits, targets, mask
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        loss, _, targets, _ = self._loss(batch)
+        self.log("train/loss", loss, on_epoch=True, on_step=False, batch_size=len(targets))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, logits, targets, mask = self._loss(batch)
+        self.log("val/loss", loss, batch_size=len(targets))
+        self._val_parts.append((logits.sigmoid().float(), targets, mask))
+
+    def on_validation_epoch_end(self) -> None:
+        scores, targets, mask = (
+            torch.cat(p).cpu().numpy() for p in zip(*self._val_parts, strict=True)
+        )
+        self._val_parts.clear()
+        self.log("val/auc", macro_auc(scores, targets, mask.astype(bool)), prog_bar=True)
 
 
 def fit_keep_best(

@@ -9,10 +9,11 @@ import lightning as L
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 from transformers import PreTrainedTokenizerBase
 
 from chestclip.data import PreparedData, XrayReportDataset
+from chestclip.data.streaming import ShardStream
 
 
 class PairCollator:
@@ -26,7 +27,8 @@ class PairCollator:
         ids = [self.tokens[item["text_index"]] for item in items]
         input_ids = pad_sequence(ids, batch_first=True, padding_value=self.pad_token_id)
         return {
-            "pixels": torch.stack([item["image"] for item in items]),  # [B, 1, S, S]
+            # default_collate stacks straight into shared memory in a DataLoader worker
+            "pixels": default_collate([item["image"] for item in items]),  # [B, 1, S, S]
             "input_ids": input_ids,  # [B, L]
             "attention_mask": (input_ids != self.pad_token_id).long()
             if self.pad_token_id is not None
@@ -45,7 +47,12 @@ def tokenize_texts(
 
 
 class PairDataModule(L.LightningDataModule):
-    """Train/val pair loaders over a prepared dataset; augmentation on the training split only."""
+    """Train/val pair loaders over a prepared dataset; augmentation on the training split only.
+
+    A sharded cache streams its training split (``chestclip.data.streaming.ShardStream``: each
+    rank and worker reads its own shards, ``seed`` drives their order); validation reads the
+    shards by offset like the memory-mapped array.
+    """
 
     def __init__(
         self,
@@ -56,9 +63,15 @@ class PairDataModule(L.LightningDataModule):
         num_workers: int = 0,
         views: str = "all",
         train_transform: Callable[[Tensor], Tensor] | None = None,
+        seed: int = 0,
     ):
         super().__init__()
-        self.data, self.batch_size, self.num_workers = data, batch_size, num_workers
+        self.data, self.batch_size, self.num_workers, self.seed = (
+            data,
+            batch_size,
+            num_workers,
+            seed,
+        )
         self.projection = data.view_filter(views, ("train", "val"), "pre-training")
         self.train_transform = train_transform
         texts = (
@@ -83,6 +96,17 @@ class PairDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.data.cache == "shards":  # whole batches per worker: see ShardStream
+            stream = ShardStream(
+                self.data, "train", self.projection, self.train_transform, seed=self.seed,
+                batch_size=self.batch_size, collate=self.collate,
+            )  # fmt: skip
+            return DataLoader(
+                stream,
+                batch_size=None,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,  # keeps each worker's epoch count
+            )
         return self._loader(self.dataset("train", self.train_transform), train=True)
 
     def val_dataloader(self) -> DataLoader:

@@ -146,9 +146,11 @@ def pretrain(
         raise ChestClipError(
             f"{run}: holds checkpoints of an earlier run; pass --resume to continue it"
         )
-    data = PreparedData(data_dir)
+    settings = config.pretrain
+    data = PreparedData(data_dir, shards_url=settings.shards_url)
     if not data.has_images:
         raise ChestClipError(f"{data.root}: prepared with --no-images; pretraining needs images")
+    data.require_reports("CLIP pre-training")
     if not (data.studies["split"] == "train").any():
         raise ChestClipError(f"{data.root}: no training study (an empty or partial dataset)")
     settings = config.pretrain
@@ -170,6 +172,7 @@ def pretrain(
         num_workers=settings.num_workers,
         views=settings.views,
         train_transform=transform,
+        seed=config.seed,
     )
     best = ModelCheckpoint(
         dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1
