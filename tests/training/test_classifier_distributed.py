@@ -32,7 +32,15 @@ def as_rank(rank: int, port: int) -> None:
     """Make this process rank ``rank`` of a job launched from outside Lightning (as torchrun
     does): Lightning then joins the job instead of starting processes."""
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOCAL_RANK=str(rank), NODE_RANK="0"
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        TORCHELASTIC_RUN_ID="test",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        GROUP_RANK="0",
+        NODE_RANK="0",
+        WORLD_SIZE=str(WORLD_SIZE),
+        LOCAL_WORLD_SIZE=str(WORLD_SIZE),
     )
     torch.set_num_threads(1)
 
@@ -96,15 +104,16 @@ def test_ddp_chooses_the_same_epoch_and_auc_as_one_process(tmp_path, tcp_port):
 def finetune_rank(rank: int, port: int, prepared: Path, run: Path, writes: Path) -> None:
     from chestclip.config import load_run_config
     from chestclip.training import finetune
+    from chestclip.utils import distributed
 
     as_rank(rank, port)
-    opened = finetune.atomic_directory
+    opened = distributed.atomic_directory
 
     def recorded(path):
         (writes / f"rank{rank}-{os.getpid()}-{len(list(writes.iterdir()))}").touch()
         return opened(path)
 
-    finetune.atomic_directory = recorded
+    distributed.atomic_directory = recorded
     config = load_run_config(
         "tiny",
         ["pretrain.epochs=2", "pretrain.limit_train_batches=3", "pretrain.accelerator=cpu",
