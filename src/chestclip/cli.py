@@ -543,11 +543,9 @@ def run_command(config_file: str, source: Path, out: Path, overrides: tuple[str,
 def sweep(sweep_file: str, data_dir: Path, out: Path, jobs: int, bootstrap: int) -> None:
     """Hyperparameter search (grid, random or TPE, with Optuna) over ordinary runs, chosen on
     the validation split; the test split is read once, for the chosen trial only."""
-    import optuna
-
     from chestclip.sweep import load_sweep, run_sweep
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its per-trial lines repeat ours
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # its per-trial lines repeat ours
     result = run_sweep(load_sweep(sweep_file), data_dir, out, jobs, bootstrap, log=click.echo)
     board = result.leaderboard
     shown = board.drop(columns=["chosen", "test_split_read", "gpu", "run"])
