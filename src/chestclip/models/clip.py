@@ -12,7 +12,9 @@ from torch import Tensor, nn
 
 from chestclip.models.encoders import ImageEncoder, TextEncoder
 
-PROJECTIONS: tuple[str, ...] = ("linear", "mlp")
+# linear: CLIP's bias-free map; mlp: in → in → out with biases; open-clip-mlp: open_clip's
+# bias-free in → (in + out) / 2 → out (BiomedCLIP's text projection)
+PROJECTIONS: tuple[str, ...] = ("linear", "mlp", "open-clip-mlp")
 ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("eager", "sdpa")
 
 
@@ -21,9 +23,11 @@ class ChestCLIPConfig:
     """Everything needed to rebuild a ChestCLIP; saved as ``config.json`` beside its weights.
 
     ``image_encoder``/``text_encoder`` are a preset name (``chestclip.models.IMAGE_PRESETS`` /
-    ``TEXT_PRESETS``), a Hugging Face name or a local directory. ``build_clip`` fills in the
-    ``*_encoder_config`` dicts (the backbones' transformers configs) and the image mean/std, so a
-    saved model is rebuilt from this file alone, without the hub.
+    ``TEXT_PRESETS``), a Hugging Face name or a local directory. ``init_from`` instead names a
+    pretrained dual encoder (an HF ``CLIPModel`` or ``VisionTextDualEncoderModel``, or an
+    open_clip checkpoint) whose towers, projections and pooling the model starts from.
+    ``build_clip`` fills in the ``*_encoder_config`` dicts (the backbones' transformers configs)
+    and the image mean/std, so a saved model is rebuilt from this file alone, without the hub.
     """
 
     image_encoder: str = "google/vit-base-patch16-224"
@@ -36,15 +40,20 @@ class ChestCLIPConfig:
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     image_size: int = 224
     max_text_length: int = 128
-    text_pooling: Literal["cls", "mean"] = "cls"
+    text_pooling: Literal["cls", "mean", "pooler"] = "cls"
+    image_pooling: Literal["cls", "pooler"] = "cls"
+    init_from: str | None = None
+    image_projection_kind: str | None = None  # None: ``projection``
+    text_projection_kind: str | None = None  # None: ``projection``
     image_encoder_config: dict[str, Any] | None = None
     text_encoder_config: dict[str, Any] | None = None
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
 
     def __post_init__(self) -> None:
-        if self.projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
+        for kind in (self.projection, self.image_projection_kind, self.text_projection_kind):
+            if kind is not None and kind not in PROJECTIONS:
+                raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
         if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
             raise ValueError(
                 f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
@@ -87,6 +96,11 @@ def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
         return nn.Linear(in_dim, out_dim, bias=False)
     if kind == "mlp":
         return nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim))
+    if kind == "open-clip-mlp":
+        hidden = (in_dim + out_dim) // 2
+        return nn.Sequential(
+            nn.Linear(in_dim, hidden, bias=False), nn.GELU(), nn.Linear(hidden, out_dim, bias=False)
+        )
     raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
 
 
@@ -104,10 +118,14 @@ class ChestCLIP(nn.Module):
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.image_projection = make_projection(
-            config.projection, image_encoder.output_dim, config.embed_dim
+            config.image_projection_kind or config.projection,
+            image_encoder.output_dim,
+            config.embed_dim,
         )
         self.text_projection = make_projection(
-            config.projection, text_encoder.output_dim, config.embed_dim
+            config.text_projection_kind or config.projection,
+            text_encoder.output_dim,
+            config.embed_dim,
         )
         self.max_logit_scale = float(config.max_logit_scale)
         initial_scale = torch.tensor(1.0 / config.temperature)

@@ -123,7 +123,10 @@ def prepare_tokenizer(config: RunConfig, data: PreparedData, directory: Path, re
         return load_tokenizer(directory)
     train_texts = data.studies.loc[data.studies["split"] == "train", "text"].tolist()
     tokenizer = build_tokenizer(
-        config.model.text_encoder, train_texts, config.model.tokenizer_vocab_size
+        config.model.text_encoder,
+        train_texts,
+        config.model.tokenizer_vocab_size,
+        config.model.init_from,
     )
     with atomic_directory(directory) as tmp:
         tokenizer.save_pretrained(tmp)
