@@ -560,6 +560,55 @@ def sweep(sweep_file: str, data_dir: Path, out: Path, jobs: int, bootstrap: int)
     click.echo(f"finished in {result.seconds:.0f} s → open {result.report}")
 
 
+@cli.command("export")
+@RUN_OPTION
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["hf", "onnx"]),
+    required=True,
+    help="hf: one Hugging Face Hub folder (CLIP, heads, tokenizer, model card); "
+    "onnx: the image encoder and heads as ONNX graphs for `--runtime onnx`.",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder [RUN/hub or RUN/onnx].")
+@click.option(
+    "--quantize",
+    type=click.Choice(["int8"]),
+    help="With --format onnx: dynamic int8 quantisation (onnxruntime).",
+)
+def export_command(
+    run_dir: Path, export_format: str, out: Path | None, quantize: str | None
+) -> None:
+    """Package a trained run: a Hub-ready folder, or ONNX graphs for fast CPU inference."""
+    if export_format == "hf":
+        if quantize:
+            raise click.UsageError("--quantize applies to --format onnx only")
+        from chestclip.export import export_hub_folder
+
+        click.echo(f"→ {export_hub_folder(run_dir, out)}")
+        return
+    from chestclip.export.onnx import export_onnx
+
+    result = export_onnx(run_dir, out, quantize)
+    click.echo(
+        f"image encoder + {len(result.heads)} heads ({result.quantize or 'float32'}); largest "
+        f"|Δ P(diseased)| vs eager on {result.checked_images} images {result.max_abs_error:.2g}"
+    )
+    click.echo(f"→ {result.directory}")
+
+
+@cli.command()
+@RUN_OPTION
+@click.option("--repo-id", required=True, help="Hub model repository, ORG/NAME (created if new).")
+@click.option("--private", is_flag=True, help="Create the repository private.")
+def push(run_dir: Path, repo_id: str, private: bool) -> None:
+    """Upload a trained run to the Hugging Face Hub as one folder (what `export --format hf`
+    writes). Authenticate first with `hf auth login` or HF_TOKEN."""
+    from chestclip.export import push_run
+
+    click.echo(f"→ {push_run(run_dir, repo_id, private, log=click.echo)}")
+
+
 @cli.group()
 def download() -> None:
     """Fetch public data sets (resumable, verified)."""

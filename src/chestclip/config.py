@@ -119,6 +119,8 @@ class PretrainConfig(_Section):
     augment: AugmentConfig = AugmentConfig()
     limit_train_batches: float | int = 1.0
     log_every_n_steps: int = Field(10, ge=1)
+    # experiment loggers (chestclip.training.loggers); all but csv need the `loggers` extra
+    loggers: tuple[Literal["csv", "tensorboard", "wandb", "mlflow"], ...] = ("csv",)
 
     def trainer_options(self) -> dict[str, Any]:
         """The ``lightning.Trainer`` arguments these settings fix (hardware, precision, length)."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 from chestclip.models.encoders import ImageEncoder, TextEncoder
@@ -104,10 +107,34 @@ def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
 
 
-class ChestCLIP(nn.Module):
+# What a ChestCLIP pushed on its own says on the Hub (a run exported with `chestclip export
+# --format hf` or `chestclip push` carries the run's model card instead).
+HUB_CARD = """---
+{{ card_data }}
+---
+
+# chestclip CLIP model
+
+Chest X-ray and report encoders projected to one embedding space (chestclip's ChestCLIP).
+Load it with `chestclip.models.ChestCLIP.from_pretrained("<this repository>")`.
+Research use only: not a medical device.
+"""
+
+
+class ChestCLIP(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="chestclip",
+    license="apache-2.0",
+    tags=["chestclip", "clip", "chest-x-ray", "medical-imaging"],
+    model_card_template=HUB_CARD,
+):
     """Image and text encoders projected to a shared, L2-normalised ``embed_dim`` space.
 
     Build one with ``chestclip.models.build_clip(config)``; this class only wires given encoders.
+    ``save_pretrained``/``push_to_hub``/``from_pretrained`` (``huggingface_hub``'s
+    ``PyTorchModelHubMixin``) write and read ``config.json`` + ``model.safetensors``, the layout
+    of a run's ``clip/``.
     """
 
     def __init__(
@@ -156,3 +183,29 @@ class ChestCLIP(nn.Module):
         return ClipOutput(
             self.encode_image(pixels), self.encode_text(input_ids, attention_mask), self.logit_scale
         )
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The mixin's hook behind ``save_pretrained``/``push_to_hub``."""
+        from chestclip.models.io import write_clip_files
+
+        write_clip_files(self, save_directory)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        force_download: bool = False,
+    ) -> ChestCLIP:
+        """A saved ChestCLIP in eval mode, rebuilt offline from its ``config.json``: from a
+        directory (``save_pretrained``'s, a run or its ``clip/``, a run exported for the Hub) or
+        a Hugging Face Hub repository id (``config.json`` and ``model.safetensors`` only)."""
+        from chestclip.models.io import load_clip_model, pretrained_clip_dir
+
+        hub = {"revision": revision, "token": token, "cache_dir": cache_dir}
+        hub |= {"local_files_only": local_files_only, "force_download": force_download}
+        return load_clip_model(pretrained_clip_dir(pretrained_model_name_or_path, **hub))

@@ -2,7 +2,8 @@
 
 Writes into RUN: ``config.yaml`` (resolved), ``env.json``, ``tokenizer/`` (trained for presets),
 ``checkpoints/`` (best, last, history; ``--resume`` continues from ``last.ckpt``), ``clip/`` (the
-best model, safetensors, with ``metrics.csv``), ``logs/`` (Lightning's CSV log) and
+best model, safetensors, with ``metrics.csv``), ``logs/`` (Lightning's CSV log; the other
+``pretrain.loggers`` write beside it, see ``chestclip.training.loggers``) and
 ``plots/clip_loss.png``.
 """
 
@@ -18,7 +19,6 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from chestclip.config import RunConfig, save_run_config
 from chestclip.data import PreparedData
@@ -36,6 +36,12 @@ from chestclip.models import (
 from chestclip.training.augment import make_augment
 from chestclip.training.clip_module import ClipModule
 from chestclip.training.datamodule import PairDataModule
+from chestclip.training.loggers import (
+    FinalMetrics,
+    finish_loggers,
+    flat_hyperparameters,
+    make_loggers,
+)
 from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json
 from chestclip.utils.provenance import environment
 
@@ -142,6 +148,7 @@ def pretrain(
 ) -> PretrainResult:
     """Train a ChestCLIP on the train split; the epoch with the best validation loss → RUN/clip."""
     run = Path(run_dir)
+    loggers = make_loggers(config.pretrain.loggers, run)  # a missing extra fails before any work
     checkpoints = run / CHECKPOINTS
     last = checkpoints / "last.ckpt"
     if last.exists() and not resume:
@@ -174,7 +181,7 @@ def pretrain(
         dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False
     )
     history = EpochHistory(checkpoints / "history.csv")
-    callbacks = [best, latest, history, *callbacks]
+    callbacks = [best, latest, history, FinalMetrics(), *callbacks]
     if settings.early_stopping_patience:
         callbacks.append(
             EarlyStopping("val/loss", patience=settings.early_stopping_patience, mode="min")
@@ -182,7 +189,7 @@ def pretrain(
     trainer = L.Trainer(
         **settings.trainer_options(),
         callbacks=callbacks,
-        logger=CSVLogger(run, name="logs"),
+        logger=loggers or False,
         default_root_dir=run,
         enable_model_summary=False,
     )
@@ -191,9 +198,14 @@ def pretrain(
         atomic_write_json(
             run / "env.json", environment(config.seed) | {"resumed": resume and last.exists()}
         )
-    trainer.fit(
-        module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None
-    )
+    for logger in loggers:
+        logger.log_hyperparams(flat_hyperparameters(config.model_dump(mode="json")))
+    try:
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None
+        )
+    finally:
+        finish_loggers(loggers)
 
     best_path = Path(best.best_model_path or last)
     if trainer.is_global_zero:
