@@ -32,6 +32,14 @@ OVERRIDES_OPTION = click.option(
 RUN_CONFIG_OPTION = click.option(
     "--config", "config_file", help="YAML path or packaged name [RUN/config.yaml]."
 )
+RUNTIME_OPTION = click.option(
+    "--runtime",
+    type=click.Choice(["eager", "onnx"]),
+    default="eager",
+    show_default=True,
+    help="Score with PyTorch, or with RUN/onnx (`chestclip export --format onnx`); heat maps "
+    "always come from PyTorch.",
+)
 BOOTSTRAP_OPTION = click.option(
     "--bootstrap",
     type=click.IntRange(min=0),
@@ -430,6 +438,7 @@ def demo(out: Path, studies: int, epochs: int | None, bootstrap: int, overwrite:
     help="Nearest training reports to show (needs `chestclip retrieve` to have built the index).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON lines).")
+@RUNTIME_OPTION
 def predict(
     run_dir: Path,
     files: tuple[Path, ...],
@@ -438,6 +447,7 @@ def predict(
     method: str | None,
     drafts: int,
     as_json: bool,
+    runtime: str,
 ) -> None:
     """P(diseased) for PNG, JPEG or DICOM files, with decisions, ROI zones and overlays."""
     import json
@@ -445,7 +455,8 @@ def predict(
     from chestclip.inference.predict import predict_files
 
     failed = 0
-    for result in predict_files(run_dir, files, indication, cam_dir, method, drafts):
+    results = predict_files(run_dir, files, indication, cam_dir, method, drafts, runtime)
+    for result in results:
         if result.error:
             failed += 1
             click.echo(f"chestclip: error: {result.error}", err=True)
@@ -465,6 +476,8 @@ def predict(
         zones = (
             ", ".join(f"{zone} {share:.0%}" for zone, share in result.top_zones) or "map is empty"
         )
+        if result.method is None:
+            zones = "no heat map (--runtime onnx: --cam-dir or --method makes one)"
         click.echo(
             f"  top zones: {zones}" + (f"  overlay: {result.overlay}" if result.overlay else "")
         )
@@ -491,12 +504,13 @@ def predict(
     type=click.IntRange(min=1),
     help="Larger uploads get HTTP 413.",
 )
-def serve(run_dir: Path, host: str, port: int, max_upload_mb: int) -> None:
+@RUNTIME_OPTION
+def serve(run_dir: Path, host: str, port: int, max_upload_mb: int, runtime: str) -> None:
     """Web viewer and JSON API: upload an X-ray, see P(diseased) per head, the heat map, its ROI
     zones and the nearest training reports (API docs at /docs)."""
     from chestclip.serve import serve as run_server
 
-    run_server(run_dir, host, port, max_upload_mb * 2**20, log=click.echo)
+    run_server(run_dir, host, port, max_upload_mb * 2**20, log=click.echo, runtime=runtime)
 
 
 @cli.command("run")

@@ -15,6 +15,7 @@ from huggingface_hub import HfApi, ModelCard
 
 from chestclip.cli import main
 from chestclip.export import export_hub_folder
+from chestclip.inference.model_card import render_model_card
 from chestclip.inference.predict import Predictor, validation_thresholds
 from chestclip.models import ChestCLIP, load_clip
 
@@ -55,7 +56,7 @@ def test_card_is_a_hub_card_with_metrics_and_cis(evaluated_run, exported) -> Non
     )
     assert "## Intended use" in card.text and "## Limitations" in card.text
     assert "Not a medical device" in card.text
-    assert (evaluated_run / "MODEL_CARD.md").read_text() == (exported / "README.md").read_text()
+    assert render_model_card(evaluated_run) == (exported / "README.md").read_text()
 
 
 def test_from_pretrained_on_the_folder_is_the_runs_model(evaluated_run, exported) -> None:
@@ -114,7 +115,7 @@ def test_push_uploads_the_exported_folder(evaluated_run, monkeypatch, capsys) ->
     files = calls["files"]
     assert {*CLIP_FILES, "README.md", "eval/metrics.json", "heads/image/head.json"} <= set(files)
     assert "heads/image/head.safetensors" in files and "tokenizer/tokenizer.json" in files
-    assert calls["card"] == (evaluated_run / "MODEL_CARD.md").read_text()
+    assert calls["card"] == render_model_card(evaluated_run)
     assert capsys.readouterr().out.strip().endswith("→ https://huggingface.co/org/cxr/commit/abc")
 
 

@@ -8,6 +8,9 @@ it); :func:`predict_files` runs it over files.
 Heads that read report text are only used when the text they were trained on is available: with
 ``--indication`` the indication-only heads run; heads trained on findings never see a new
 image's (unwritten) findings, so they are not offered.
+
+``runtime="onnx"`` scores with the run's ONNX export (``chestclip export --format onnx``); the
+heat map, when one is asked for, still comes from PyTorch (it needs gradients).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,7 +36,11 @@ from chestclip.retrieval.stage import index_path
 from chestclip.training.pretrain import read_training_data
 from chestclip.training.probe import HEADS_DIR
 
+if TYPE_CHECKING:
+    from chestclip.export.onnx import OnnxScorer
+
 POSITIVE, NEGATIVE = "diseased", "normal"
+RUNTIMES = ("eager", "onnx")
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Prediction:
     top_zones: list[tuple[str, float]] = field(default_factory=list)
     overlay: str | None = None
     drafts: list[dict[str, Any]] = field(default_factory=list)
+    method: str | None = None  # the heat-map method; None when no heat map was made
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {}) or k == "error"}
@@ -61,8 +69,8 @@ class ImagePrediction:
     thresholds: dict[str, float | None]  # head → validation-chosen threshold (None: not evaluated)
     decisions: dict[str, str | None]  # head → "diseased" / "normal" (None: no threshold)
     explained_head: str  # whose score the heat map explains
-    method: str
-    heatmap: np.ndarray  # float32 [S, S] in [0, 1]
+    method: str | None  # None: no heat map asked for
+    heatmap: np.ndarray | None  # float32 [S, S] in [0, 1]
     zone_masses: dict[str, float]  # zone → share of the map's mass (NaN for an empty map)
     drafts: list[dict[str, Any]]  # nearest distinct training reports, most similar first
 
@@ -115,23 +123,35 @@ class Predictor:
         thresholds: dict[str, float],
         training_data: dict[str, Any],
         index: EmbeddingIndex | None,
+        onnx: OnnxScorer | None = None,
     ) -> None:
         self.run = run
         self.explainers = explainers
         self.thresholds = thresholds
         self.training_data = training_data
         self.index = index
+        self.onnx = onnx  # scores (not heat maps) come from it when given
         self.model = next(iter(explainers.values())).model
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, run: str | Path) -> Predictor:
-        """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV)."""
+    def load(cls, run: str | Path, runtime: str = "eager") -> Predictor:
+        """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV);
+        ``runtime="onnx"`` also loads ``RUN/onnx`` to score with."""
+        if runtime not in RUNTIMES:
+            raise ChestClipError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         run = Path(run)
         explainers = Explainer.load_heads(run, usable_heads(run, with_indication=True))
         train_index = index_path(run, "train")
         index = EmbeddingIndex.load(train_index) if (train_index / "index.json").is_file() else None
-        return cls(run, explainers, validation_thresholds(run), read_training_data(run), index)
+        onnx = None
+        if runtime == "onnx":
+            from chestclip.export.onnx import OnnxScorer
+
+            onnx = OnnxScorer.load(run)
+        return cls(
+            run, explainers, validation_thresholds(run), read_training_data(run), index, onnx
+        )
 
     @property
     def image_size(self) -> int:
@@ -168,11 +188,16 @@ class Predictor:
         indication: str | None = None,
         method: str | None = None,
         drafts: int = 3,
+        heatmap: bool | None = None,
     ) -> ImagePrediction:
         """Score ``image`` uint8 [S, S] with every usable head and explain one of them: the
-        multimodal head's score when it runs (the paper's), else the image head's."""
+        multimodal head's score when it runs (the paper's), else the image head's. ``heatmap``
+        defaults to True with PyTorch scoring, and with ONNX scoring to whether a ``method``
+        was named (the heat map is PyTorch's cost, not ONNX's)."""
         if image.shape != (self.image_size, self.image_size):
             raise ValueError(f"image must be [{self.image_size}, {self.image_size}]: {image.shape}")
+        if heatmap is None:
+            heatmap = self.onnx is None or method is not None
         method = method or self.default_method
         if method not in self.methods:
             raise ChestClipError(
@@ -189,20 +214,28 @@ class Predictor:
                 if indication and any(e.needs_text for e in explainers.values())
                 else None
             )
-            with torch.inference_mode():
-                probabilities = {
-                    name: e.probability(pixels, text if e.needs_text else None)
-                    for name, e in explainers.items()
-                }
-                embedding = (
-                    self.model.encode_image(pixels)[0].numpy()
-                    if self.index is not None and drafts
-                    else None
-                )
+            if self.onnx is not None:
+                probabilities, image_embedding = self._onnx_scores(pixels, explainers, text)
+                embedding = image_embedding if self.index is not None and drafts else None
+            else:
+                with torch.inference_mode():
+                    probabilities = {
+                        name: e.probability(pixels, text if e.needs_text else None)
+                        for name, e in explainers.items()
+                    }
+                    embedding = (
+                        self.model.encode_image(pixels)[0].numpy()
+                        if self.index is not None and drafts
+                        else None
+                    )
             scorer = explainers[explained]
             # the heat map needs gradients: outside inference mode
-            heatmap = explain(
-                self.model, pixels, scorer.score(text if scorer.needs_text else None), method
+            heat = (
+                explain(
+                    self.model, pixels, scorer.score(text if scorer.needs_text else None), method
+                )
+                if heatmap
+                else None
             )
         thresholds = {name: self.thresholds.get(name) for name in names}
         decisions = {
@@ -221,11 +254,24 @@ class Predictor:
             thresholds,
             decisions,
             explained,
-            method,
-            heatmap,
-            zone_masses(heatmap),
+            method if heat is not None else None,
+            heat,
+            zone_masses(heat) if heat is not None else {},
             found,
         )
+
+    def _onnx_scores(
+        self, pixels: torch.Tensor, explainers: dict[str, Explainer], text: torch.Tensor | None
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """P(diseased) per head and the image embedding [D], from the ONNX graphs."""
+        image = self.onnx.image_embeddings(pixels.numpy())  # [1, D]
+        probabilities = {}
+        for name, explainer in explainers.items():
+            features = image
+            if explainer.needs_text:
+                features = np.concatenate([image, text.numpy().reshape(1, -1)], axis=1)
+            probabilities[name] = float(self.onnx.probabilities(name, features)[0])
+        return probabilities, image[0]
 
 
 def predict_files(
@@ -235,9 +281,12 @@ def predict_files(
     cam_dir: str | Path | None = None,
     method: str | None = None,
     drafts: int = 3,
+    runtime: str = "eager",
 ) -> Iterator[Prediction]:
-    """Predict every file in turn; an unreadable file yields a Prediction with ``error``."""
-    predictor = Predictor.load(run)
+    """Predict every file in turn; an unreadable file yields a Prediction with ``error``.
+    With ``runtime="onnx"`` a heat map is made only when ``cam_dir`` or ``method`` asks."""
+    predictor = Predictor.load(run, runtime)
+    heatmap = None if cam_dir is None else True
     predictor.heads_for(indication)  # no head for this input: say so before reading any file
     for file in files:
         try:
@@ -245,7 +294,7 @@ def predict_files(
         except ImageReadError as err:
             yield Prediction(str(file), error=str(err))
             continue
-        found = predictor.predict(image, indication, method, drafts)
+        found = predictor.predict(image, indication, method, drafts, heatmap)
         result = Prediction(
             str(file),
             probabilities=found.probabilities,
@@ -253,6 +302,7 @@ def predict_files(
             decisions=found.decisions,
             top_zones=found.top_zones,
             drafts=found.drafts,
+            method=found.method,
         )
         if cam_dir is not None:
             path = Path(cam_dir) / f"{Path(file).name}.{found.method}.png"

@@ -138,7 +138,8 @@ def create_app(
             except ImageReadError as error:
                 problem = str(error).removeprefix(f"{path}: ")
                 raise ImageReadError(f"{name}: {problem}") from None
-        found = predictor.predict(image, (indication or "").strip() or None, method or None, drafts)
+        indication = (indication or "").strip() or None
+        found = predictor.predict(image, indication, method or None, drafts, heatmap=True)
         return PredictResult(
             file=name,
             probabilities=found.probabilities,

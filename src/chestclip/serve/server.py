@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from chestclip.inference.predict import Predictor
 from chestclip.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 
 LOOPBACK = "127.0.0.1"
@@ -30,9 +31,11 @@ def serve(
     port: int = 8000,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     log: Callable[[str], None] = print,
+    runtime: str = "eager",
 ) -> None:
-    """Load ``run_dir`` and serve the viewer until interrupted (Ctrl+C)."""
-    app = create_app(run_dir, max_upload_bytes)
+    """Load ``run_dir`` and serve the viewer until interrupted (Ctrl+C); ``runtime="onnx"``
+    scores with the run's ONNX export (heat maps still from PyTorch)."""
+    app = create_app(run_dir, max_upload_bytes, predictor=Predictor.load(run_dir, runtime))
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who can reach it can upload images")
     log(f"chestclip viewer for {Path(run_dir)} on http://{host}:{port} (research use only)")
