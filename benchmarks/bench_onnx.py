@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import save_file
 from sklearn.metrics import roc_auc_score
 
@@ -31,7 +30,7 @@ from chestclip.inference.predict import Predictor, validation_thresholds
 from chestclip.models import load_clip, save_clip, train_wordpiece_tokenizer
 from chestclip.models.heads import MLPHead
 from chestclip.training.probe import head_features, load_head
-from full_size import random_paper_clip
+from full_size import random_paper_clip, random_pngs
 
 
 def vit_b16_run(root: Path) -> Path:
@@ -124,12 +123,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        rng = np.random.default_rng(0)
-        files = []
-        for i in range(args.images):
-            files.append(root / f"{i}.png")
-            Image.fromarray(rng.integers(0, 255, (2048, 2048), dtype=np.uint8)).save(files[-1])
-        latency_table(files, root, args.threads)
+        latency_table(random_pngs(root, args.images), root, args.threads)
         if (args.run / "heads").is_dir() and (args.run / "eval/metrics.json").is_file():
             auc_table(args.run, args.data, root)
         else:

@@ -4,6 +4,7 @@ loadable with from_pretrained, with a Hub model card; `chestclip push` up to the
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,9 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from huggingface_hub import HfApi, ModelCard
 
-from chestclip.cli import main
+from chestclip.cli import cli, main
+from chestclip.errors import ChestClipError
 from chestclip.export import export_hub_folder
 from chestclip.inference.model_card import render_model_card
 from chestclip.inference.predict import Predictor, validation_thresholds
@@ -50,10 +53,14 @@ def test_card_is_a_hub_card_with_metrics_and_cis(evaluated_run, exported) -> Non
     found = results[("image", "ROC-AUC per image, image head")]
     assert found.metric_value == auc["value"] and found.dataset_split == "test"
     assert found.metric_args["threshold"] == metrics["image"]["threshold"]["value"]
-    assert (found.metric_args["ci_low"], found.metric_args["ci_high"]) == (
+    assert (found.metric_args.get("ci_low"), found.metric_args.get("ci_high")) == (
         auc["ci_low"],
         auc["ci_high"],
-    )
+    )  # None (left out of the YAML) when evaluated without bootstrap
+    assert not any(r.metric_config.startswith("bag-of-words") for r in card.data.eval_results)
+    assert results[("multimodal", "ROC-AUC per image, multimodal head")].metric_args[
+        "reads_findings"
+    ]
     assert "## Intended use" in card.text and "## Limitations" in card.text
     assert "Not a medical device" in card.text
     assert render_model_card(evaluated_run) == (exported / "README.md").read_text()
@@ -135,12 +142,17 @@ def test_push_failure_is_one_line(evaluated_run, monkeypatch, capsys) -> None:
 
 
 def test_export_needs_an_evaluated_run(probed_run, tmp_path) -> None:
-    import shutil
-
-    from chestclip.errors import ChestClipError
-
     run = tmp_path / "run"
     shutil.copytree(probed_run[0], run, ignore=shutil.ignore_patterns("eval"))
     with pytest.raises(ChestClipError, match="run `chestclip evaluate` first"):
         export_hub_folder(run, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_export_command(evaluated_run, tmp_path) -> None:
+    args = ["export", "--run", str(evaluated_run), "--format", "hf", "--out", str(tmp_path / "hf")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and result.output.strip() == f"→ {tmp_path / 'hf'}"
+    assert (tmp_path / "hf/README.md").is_file()
+    result = CliRunner().invoke(cli, [*args, "--quantize", "int8"])
+    assert result.exit_code == 2 and "--quantize applies to --format onnx only" in result.output

@@ -19,6 +19,7 @@ from chestclip.errors import ChestClipError
 from chestclip.evaluation.metrics import format_with_ci
 from chestclip.utils.io import atomic_write_text
 
+BASELINE_FEATURES = "tfidf"  # the bag-of-words baselines evaluated beside the heads
 LICENSE = "apache-2.0"  # chestclip's; the training data keeps its own terms (see the card)
 HUB_METRICS = {  # facts key → (model-index metric type, what the card calls it)
     "roc_auc_image": ("roc_auc", "ROC-AUC per image"),
@@ -64,6 +65,7 @@ def model_card_facts(run: str | Path) -> dict[str, Any]:
         name: {
             "features": r["features"],
             "text_fields": r["text_fields"],
+            "reads_findings": r.get("text_leaks_findings", False),
             "threshold": r["threshold"]["value"],
             "roc_auc_image": r["levels"]["image"]["metrics"]["roc_auc"],
             "roc_auc_study": r["levels"]["study"]["metrics"]["roc_auc"],
@@ -99,9 +101,11 @@ def model_card_facts(run: str | Path) -> dict[str, Any]:
 
 
 def card_metadata(facts: dict[str, Any]) -> ModelCardData:
-    """The card's YAML metadata: license, library, tags, datasets and, in ``model-index``,
-    every head's test metrics with their 95 % CIs (``args``) and validation threshold."""
+    """The card's YAML metadata: license, library, tags, datasets and, in ``model-index``, the
+    test metrics of every head of the model (not the bag-of-words baselines) with their 95 % CIs
+    and validation threshold in ``args``."""
     data = facts["data"]
+    heads = {name: h for name, h in facts["heads"].items() if h["features"] != BASELINE_FEATURES}
     dataset = (
         ("chestclip-phantoms", "synthetic chest X-ray phantoms (chestclip phantom)")
         if data["synthetic"]
@@ -124,9 +128,12 @@ def card_metadata(facts: dict[str, Any]) -> ModelCardData:
                 "ci": "95 %, bootstrap over patients",
                 "threshold": head["threshold"],
                 "threshold_chosen_on": "validation",
+                "reads_findings": head[
+                    "reads_findings"
+                ],  # then it scores the report, not the image
             },
         )
-        for name, head in facts["heads"].items()
+        for name, head in heads.items()
         for key, (metric_type, label) in HUB_METRICS.items()
         if head[key]["value"] is not None
     ]
@@ -142,7 +149,7 @@ def card_metadata(facts: dict[str, Any]) -> ModelCardData:
         chestclip={
             "version": facts["chestclip_version"],
             "intended_use": "research only; not a medical device",
-            "thresholds": {name: head["threshold"] for name, head in facts["heads"].items()},
+            "thresholds": {name: head["threshold"] for name, head in heads.items()},
         },
     )
 
