@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,3 +67,19 @@ def test_cli_without_the_extra_is_one_line(
     assert exit_info.value.code == 1
     expected = f"chestclip {command[0]} needs {module}: pip install 'chestclip[{extra}]'"
     assert capsys.readouterr().err == f"chestclip: error: {expected}\n"
+
+
+def test_core_works_without_any_extra() -> None:
+    """The demo's and `chestclip run`'s modules, and `chestclip --help`, import none of them."""
+    hidden = [name for modules in EXTRAS.values() for name in modules]
+    code = (
+        "import sys\n"
+        f"for name in {hidden!r}: sys.modules[name] = None\n"
+        "import chestclip.pipeline, chestclip.export, chestclip.inference.predict\n"
+        "from chestclip.cli import main\n"
+        "sys.argv = ['chestclip', '--help']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "export" in result.stdout and "push" in result.stdout
