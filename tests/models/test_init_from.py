@@ -196,6 +196,16 @@ def test_unreadable_and_unknown_sources_are_one_line(tmp_path: Path, offline: No
         load_dual_encoder(str(tmp_path / "missing"))
 
 
+def test_tokenizer_comes_from_beside_the_checkpoint(dual_encoder_sources: dict, tmp_path: Path):
+    source = dual_encoder_sources["chexzero"].path  # a bare file, no tokenizer beside it
+    with pytest.raises(ChestClipError, match="no tokenizer found with this checkpoint"):
+        build_tokenizer("unused", init_from=str(source))
+    shutil.copy(source, tmp_path / "chexzero.pt")
+    tokenizer = build_tokenizer("unused", init_from=str(dual_encoder_sources["vtde"].path))
+    tokenizer.save_pretrained(tmp_path)
+    assert len(build_tokenizer("unused", init_from=str(tmp_path / "chexzero.pt"))) == len(tokenizer)
+
+
 def test_hf_text_tower_needs_its_config(dual_encoder_sources: dict, tmp_path: Path) -> None:
     copy = tmp_path / "biomedclip"
     shutil.copytree(dual_encoder_sources["biomedclip"].path, copy)

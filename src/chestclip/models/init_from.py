@@ -61,9 +61,8 @@ TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.txt", "voca
 @dataclass
 class PretrainedDualEncoder:
     """Both towers (transformers models with their weights), their projections (kind and state
-    dict), pooling and image normalisation, the learned log logit scale, and the tokenizer."""
+    dict), pooling and image normalisation, and the learned log logit scale."""
 
-    source: str
     image_backbone: PreTrainedModel
     text_backbone: PreTrainedModel
     image_projection: tuple[str, dict[str, Tensor]]
@@ -73,7 +72,6 @@ class PretrainedDualEncoder:
     image_mean: list[float]
     image_std: list[float]
     log_logit_scale: float | None
-    tokenizer: PreTrainedTokenizerBase | None
 
     @property
     def embed_dim(self) -> int:
@@ -85,8 +83,8 @@ class PretrainedDualEncoder:
 def load_dual_encoder(source: str, attn_implementation: str = "sdpa") -> PretrainedDualEncoder:
     """Read and convert ``source`` (see the module docstring); errors are one line."""
     local = _local_path(source)
-    if local.is_file() or (local / OPEN_CLIP_CONFIG).is_file() or _open_clip_weights(local):
-        return _open_clip(source, local, attn_implementation)
+    if _is_open_clip(local):
+        return _open_clip(source, *_open_clip_files(source, local), attn_implementation)
     try:
         config = AutoConfig.from_pretrained(str(local))
     except (OSError, ValueError) as error:
@@ -99,12 +97,16 @@ def load_dual_encoder(source: str, attn_implementation: str = "sdpa") -> Pretrai
             f"{source}: model_type {config.model_type!r} cannot start a ChestCLIP; supported: "
             f"{', '.join(HF_DUAL_ENCODERS)} and open_clip checkpoints"
         )
-    return _hf_dual_encoder(source, str(local), attn_implementation)
+    return _hf_dual_encoder(str(local), attn_implementation)
 
 
 def pretrained_tokenizer(source: str) -> PreTrainedTokenizerBase:
     """The tokenizer that goes with ``init_from=source`` (one-line error when there is none)."""
-    tokenizer = _find_tokenizer(_local_path(source))
+    local = _local_path(source)
+    if _is_open_clip(local):
+        tokenizer = _open_clip_tokenizer(*_open_clip_files(source, local))
+    else:
+        tokenizer = _find_tokenizer(local)
     if tokenizer is None:
         raise ChestClipError(
             f"{source}: no tokenizer found with this checkpoint; save its text tower's tokenizer "
@@ -129,11 +131,34 @@ def _open_clip_weights(directory: Path) -> Path | None:
     return next((directory / n for n in OPEN_CLIP_WEIGHTS if (directory / n).is_file()), None)
 
 
-def _hf_dual_encoder(source: str, location: str, attn: str) -> PretrainedDualEncoder:
+def _is_open_clip(local: Path) -> bool:
+    """A checkpoint file, or a directory in open_clip's layout (weights or its config)."""
+    return (
+        local.is_file() or (local / OPEN_CLIP_CONFIG).is_file() or bool(_open_clip_weights(local))
+    )
+
+
+def _open_clip_files(source: str, local: Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint file and the open_clip config beside it ({} when there is none)."""
+    checkpoint = local if local.is_file() else _open_clip_weights(local)
+    if checkpoint is None:
+        raise ChestClipError(f"{source}: no {' or '.join(OPEN_CLIP_WEIGHTS)} in this directory")
+    config_file = checkpoint.parent / OPEN_CLIP_CONFIG
+    return checkpoint, json.loads(config_file.read_text()) if config_file.is_file() else {}
+
+
+def _open_clip_tokenizer(
+    checkpoint: Path, settings: dict[str, Any]
+) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved beside the checkpoint, else the one its config names."""
+    model_cfg = settings.get("model_cfg", settings)
+    return _find_tokenizer(checkpoint.parent) or _hub_tokenizer(model_cfg)
+
+
+def _hf_dual_encoder(location: str, attn: str) -> PretrainedDualEncoder:
     model = AutoModel.from_pretrained(location, attn_implementation=attn)
     mean, std = read_image_normalisation(location, model.vision_model)
     return PretrainedDualEncoder(
-        source=source,
         image_backbone=model.vision_model,
         text_backbone=model.text_model,
         image_projection=("linear", _detached(model.visual_projection.state_dict())),
@@ -143,18 +168,14 @@ def _hf_dual_encoder(source: str, location: str, attn: str) -> PretrainedDualEnc
         image_mean=mean,
         image_std=std,
         log_logit_scale=float(model.logit_scale.detach()),
-        tokenizer=_find_tokenizer(Path(location)),
     )
 
 
-def _open_clip(source: str, local: Path, attn: str) -> PretrainedDualEncoder:
-    checkpoint = local if local.is_file() else _open_clip_weights(local)
-    if checkpoint is None:
-        raise ChestClipError(f"{source}: no {' or '.join(OPEN_CLIP_WEIGHTS)} in this directory")
-    config_file = checkpoint.parent / OPEN_CLIP_CONFIG
-    settings = json.loads(config_file.read_text()) if config_file.is_file() else {}
+def _open_clip(
+    source: str, checkpoint: Path, settings: dict[str, Any], attn: str
+) -> PretrainedDualEncoder:
     model_cfg = settings.get("model_cfg", settings)
-    tokenizer = _find_tokenizer(checkpoint.parent) or _hub_tokenizer(model_cfg)
+    tokenizer = _open_clip_tokenizer(checkpoint, settings)
     try:
         state = strip_wrappers(_read_state(checkpoint))
         image, text = _towers(state, model_cfg)
@@ -177,7 +198,6 @@ def _open_clip(source: str, local: Path, attn: str) -> PretrainedDualEncoder:
         logger.warning("%s: no preprocess_cfg mean/std; using OpenAI CLIP's", source)
     scale = state.get("logit_scale")
     return PretrainedDualEncoder(
-        source=source,
         image_backbone=_backbone(image, attn, str(checkpoint)),
         text_backbone=_backbone(text, attn, str(checkpoint)),
         image_projection=(image.projection_kind, image.projection),
@@ -187,7 +207,6 @@ def _open_clip(source: str, local: Path, attn: str) -> PretrainedDualEncoder:
         image_mean=[float(v) for v in preprocess.get("mean", OPENAI_CLIP_MEAN)],
         image_std=[float(v) for v in preprocess.get("std", OPENAI_CLIP_STD)],
         log_logit_scale=None if scale is None else float(scale),
-        tokenizer=tokenizer,
     )
 
 
