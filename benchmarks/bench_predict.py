@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from chestclip.data.readers import read_xray_for_model
 from chestclip.explain import explain, head_score
@@ -25,7 +24,7 @@ from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.inference.predict import predict_files
 from chestclip.models.heads import MLPHead
 from chestclip.utils.run_layout import RunLayout
-from full_size import random_paper_clip
+from full_size import random_paper_clip, random_pngs
 
 
 def vit_b16_seconds(png: Path, repeats: int) -> float:
@@ -51,12 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        rng = np.random.default_rng(0)
-        files = []
-        for i in range(args.images):
-            path = Path(tmp) / f"{i}.png"
-            Image.fromarray(rng.integers(0, 255, (2048, 2048), dtype=np.uint8)).save(path)
-            files.append(path)
+        files = random_pngs(Path(tmp), args.images)
         if RunLayout(args.run).heads.is_dir():
             list(predict_files(args.run, files[:1]))  # warm-up
             start = time.perf_counter()

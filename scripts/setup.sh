@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv and installs chestclip into it. torch is pinned and installed first, from the
-# right index: a plain `pip install torch` on Linux pulls PyPI's multi-GB CUDA build.
+# Creates .venv and installs chestclip into it: `bash scripts/setup.sh [EXTRAS]`, e.g. nothing
+# (the core: what the demo and `chestclip run` need), `serve,onnx`, or `dev` (every extra and the
+# test tools). torch is pinned and installed first, from the right index: a plain
+# `pip install torch` on Linux pulls PyPI's multi-GB CUDA build.
 #   CHESTCLIP_TORCH        the torch requirement [torch==2.13.0]
 #   CHESTCLIP_TORCH_INDEX  the index it comes from; unset: a wheel pip's own configuration offers
 #                          (find-links, as on CI), else PyPI's CUDA build where nvidia-smi runs,
@@ -9,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${CHESTCLIP_TORCH:-torch==2.13.0}"
+EXTRAS="${1:-}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip)
 "${PIP[@]}" install --quiet --upgrade pip
@@ -24,4 +27,4 @@ else
     INDEX="https://download.pytorch.org/whl/cpu"
 fi
 "${PIP[@]}" install --quiet "$TORCH_SPEC" ${INDEX:+--index-url "$INDEX"}
-"${PIP[@]}" install --quiet -e ".[dev]"
+"${PIP[@]}" install --quiet -e ".${EXTRAS:+[$EXTRAS]}"

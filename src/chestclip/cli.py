@@ -42,6 +42,14 @@ MAX_MEGAPIXELS_OPTION = click.option(
     show_default=True,
     help="Refuse images with more pixels (read from the header, before decoding).",
 )
+RUNTIME_OPTION = click.option(
+    "--runtime",
+    type=click.Choice(["eager", "onnx"]),
+    default="eager",
+    show_default=True,
+    help="Score with PyTorch, or with RUN/onnx (`chestclip export --format onnx`); heat maps "
+    "always come from PyTorch.",
+)
 BOOTSTRAP_OPTION = click.option(
     "--bootstrap",
     type=click.IntRange(min=0),
@@ -654,6 +662,7 @@ def demo(
 @MAX_MEGAPIXELS_OPTION
 @DEVICE_OPTION
 @ALLOW_OOD_OPTION
+@RUNTIME_OPTION
 def predict(
     run_dir: Path,
     files: tuple[Path, ...],
@@ -665,6 +674,7 @@ def predict(
     max_megapixels: float,
     device: str | None,
     allow_ood: bool,
+    runtime: str,
 ) -> None:
     """P(diseased) for PNG, JPEG or DICOM files, with decisions, ROI zones and overlays."""
     import json
@@ -674,7 +684,7 @@ def predict(
     failed = 0
     max_pixels = int(max_megapixels * 1e6)
     results = predict_files(
-        run_dir, files, indication, cam_dir, method, drafts, max_pixels, device, allow_ood
+        run_dir, files, indication, cam_dir, method, drafts, max_pixels, device, allow_ood, runtime
     )
     for result in results:
         if result.error:
@@ -700,6 +710,8 @@ def predict(
         zones = (
             ", ".join(f"{zone} {share:.0%}" for zone, share in result.top_zones) or "map is empty"
         )
+        if result.method is None:
+            zones = "no heat map (--runtime onnx: --cam-dir or --method makes one)"
         click.echo(
             (f"  top zones ({result.zones} zones): {zones}" if result.zones else "  no zones")
             + (f"  overlay: {result.overlay}" if result.overlay else "")
@@ -741,6 +753,7 @@ def predict(
 )
 @MAX_MEGAPIXELS_OPTION
 @DEVICE_OPTION
+@RUNTIME_OPTION
 def serve(
     run_dir: Path,
     host: str,
@@ -750,6 +763,7 @@ def serve(
     allow_hosts: tuple[str, ...],
     max_megapixels: float,
     device: str | None,
+    runtime: str,
 ) -> None:
     """Web viewer and JSON API: upload an X-ray, see P(diseased) per head, the heat map, its ROI
     zones and the nearest training reports (API docs at /docs)."""
@@ -765,6 +779,7 @@ def serve(
         allow_hosts=allow_hosts,
         max_pixels=int(max_megapixels * 1e6),
         device=device,
+        runtime=runtime,
     )
 
 
@@ -832,11 +847,9 @@ def run_command(
 def sweep(sweep_file: str, data_dir: Path, out: Path, jobs: int, bootstrap: int) -> None:
     """Hyperparameter search (grid, random or TPE, with Optuna) over ordinary runs, chosen on
     the validation split; the test split is read once, for the chosen trial only."""
-    import optuna
-
     from chestclip.sweep import load_sweep, run_sweep
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its per-trial lines repeat ours
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # its per-trial lines repeat ours
     result = run_sweep(load_sweep(sweep_file), data_dir, out, jobs, bootstrap, log=click.echo)
     board = result.leaderboard
     shown = board.drop(columns=["chosen", "test_split_read", "gpu", "run"])
@@ -849,6 +862,55 @@ def sweep(sweep_file: str, data_dir: Path, out: Path, jobs: int, bootstrap: int)
     click.echo(f"test split, read for trial {result.best_trial} only:")
     print_metrics(result.test_metrics, result.best_run)
     click.echo(f"finished in {result.seconds:.0f} s → open {result.report}")
+
+
+@cli.command("export")
+@RUN_OPTION
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["hf", "onnx"]),
+    required=True,
+    help="hf: one Hugging Face Hub folder (CLIP, heads, tokenizer, model card); "
+    "onnx: the image encoder and heads as ONNX graphs for `--runtime onnx`.",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder [RUN/hub or RUN/onnx].")
+@click.option(
+    "--quantize",
+    type=click.Choice(["int8"]),
+    help="With --format onnx: dynamic int8 quantisation (onnxruntime).",
+)
+def export_command(
+    run_dir: Path, export_format: str, out: Path | None, quantize: str | None
+) -> None:
+    """Package a trained run: a Hub-ready folder, or ONNX graphs for fast CPU inference."""
+    if export_format == "hf":
+        if quantize:
+            raise click.UsageError("--quantize applies to --format onnx only")
+        from chestclip.export import export_hub_folder
+
+        click.echo(f"→ {export_hub_folder(run_dir, out)}")
+        return
+    from chestclip.export.onnx import export_onnx
+
+    result = export_onnx(run_dir, out, quantize)
+    click.echo(
+        f"image encoder + {len(result.heads)} heads ({result.quantize or 'float32'}); largest "
+        f"|Δ P(diseased)| vs eager on {result.checked_images} images {result.max_abs_error:.2g}"
+    )
+    click.echo(f"→ {result.directory}")
+
+
+@cli.command()
+@RUN_OPTION
+@click.option("--repo-id", required=True, help="Hub model repository, ORG/NAME (created if new).")
+@click.option("--private", is_flag=True, help="Create the repository private.")
+def push(run_dir: Path, repo_id: str, private: bool) -> None:
+    """Upload a trained run to the Hugging Face Hub as one folder (what `export --format hf`
+    writes). Authenticate first with `hf auth login` or HF_TOKEN."""
+    from chestclip.export import push_run
+
+    click.echo(f"→ {push_run(run_dir, repo_id, private, log=click.echo)}")
 
 
 @cli.group()

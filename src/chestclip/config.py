@@ -114,7 +114,12 @@ class ModelConfig(_Section):
     max_logit_scale: float = Field(100.0, gt=0)
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     max_text_length: int = Field(128, ge=8)
-    text_pooling: Literal["cls", "mean"] = "cls"  # mean: for randomly initialised text encoders
+    text_pooling: Literal["cls", "mean", "pooler"] = "cls"  # mean: for random text encoders
+    image_pooling: Literal["cls", "pooler"] = "cls"  # pooler: keep a ViT's dense+tanh pooler
+    # A pretrained dual encoder to start from (HF CLIPModel / VisionTextDualEncoderModel name or
+    # directory, open_clip checkpoint file or directory, hf-hub:ORG/NAME): it decides the
+    # encoders, projections, embed_dim and pooling (chestclip.models.init_from).
+    init_from: str | None = None
     tokenizer_vocab_size: int = Field(2000, ge=100)  # used only when a tokenizer is trained
 
 
@@ -158,6 +163,8 @@ class PretrainConfig(_Section):
     augment: AugmentConfig = AugmentConfig()
     limit_train_batches: float | int = 1.0
     log_every_n_steps: int = Field(10, ge=1)
+    # experiment loggers (chestclip.training.loggers); all but csv need the `loggers` extra
+    loggers: tuple[Literal["csv", "tensorboard", "wandb", "mlflow"], ...] = ("csv",)
 
     def trainer_options(self) -> dict[str, Any]:
         """The ``lightning.Trainer`` arguments these settings fix (hardware, precision, length)."""

@@ -72,6 +72,18 @@ def test_vit_from_directory_keeps_weights_and_reads_mean_std(tmp_path: Path, off
     torch.testing.assert_close(encoder.eval()(pixels), expected)
 
 
+def test_pretrained_encoders_are_built_in_training_mode(tmp_path: Path, offline: None) -> None:
+    """from_pretrained returns eval mode; built encoders used to keep it, so a pretrained BERT or
+    ViT trained with its dropout off."""
+    save_vit(tmp_path / "vit")
+    torch.manual_seed(0)
+    bert = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, vocab_size=50)  # fmt: skip
+    BertModel(bert).save_pretrained(tmp_path / "bert")
+    for encoder in (build_image_encoder(tmp_path / "vit"), build_text_encoder(tmp_path / "bert")):
+        assert all(module.training for module in encoder.modules())
+
+
 def test_vit_at_another_image_size_interpolates_positions(tmp_path: Path, offline: None) -> None:
     save_vit(tmp_path / "vit")
     encoder = build_image_encoder(tmp_path / "vit", image_size=32).eval()

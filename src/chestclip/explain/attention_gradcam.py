@@ -23,6 +23,7 @@ from torch import Tensor
 from chestclip.explain.base import (
     AttentionCamMethod,
     ScoreFunction,
+    attention_modules,
     attention_probabilities,
     eager_attention,
     outputs_and_gradients,
@@ -39,7 +40,7 @@ class AttentionGradCAM(AttentionCamMethod):
         grid = encoder.token_grid
         with eager_attention(encoder):
             (attention,), (gradient,) = outputs_and_gradients(
-                [encoder.backbone.layers[-1].attention], attention_probabilities, pixels, score_fn
+                attention_modules(encoder)[-1:], attention_probabilities, pixels, score_fn
             )  # [1, heads, N, N] each
         cls_rows = patch_tokens(attention[0, :, 0], grid)  # [heads, P]
         weights = patch_tokens(gradient[0, :, 0], grid).mean(dim=-1)  # [heads]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -79,16 +80,71 @@ def head_score(
     return score
 
 
+@dataclass(frozen=True)
+class ViTLayout:
+    """Where a transformers ViT family keeps its blocks, and in each block the self-attention
+    module and the LayerNorm applied before it (dotted module paths)."""
+
+    blocks: str
+    attention: str
+    norm_before: str
+
+
+VIT_LAYOUTS = (
+    ViTLayout("layers", "attention", "layernorm_before"),  # ViT, DeiT (transformers 5.x)
+    ViTLayout("encoder.layers", "self_attn", "layer_norm1"),  # CLIPVisionModel, OpenAI-style CLIPs
+)
+
+
+def _submodule(module: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return module.get_submodule(path)
+    except AttributeError:
+        return None
+
+
+def vit_layout(encoder: ImageEncoder) -> tuple[nn.ModuleList, ViTLayout] | None:
+    """The blocks of a ViT-style encoder (CLS token, patch grid) and their layout; None for CNNs
+    and for transformers whose layout is not in :data:`VIT_LAYOUTS`."""
+    if not encoder.uses_cls_token or encoder.token_grid is None:
+        return None
+    for layout in VIT_LAYOUTS:
+        blocks = _submodule(encoder.backbone, layout.blocks)
+        if (
+            isinstance(blocks, nn.ModuleList)
+            and len(blocks) > 0
+            and all(
+                _submodule(block, layout.attention) is not None
+                and _submodule(block, layout.norm_before) is not None
+                for block in blocks
+            )
+        ):
+            return blocks, layout
+    return None
+
+
 def is_vit(encoder: ImageEncoder) -> bool:
-    """A ViT-style encoder whose blocks (transformers 5.x ``backbone.layers``) attend."""
-    layers = getattr(encoder.backbone, "layers", None)
-    return (
-        encoder.uses_cls_token
-        and encoder.token_grid is not None
-        and isinstance(layers, nn.ModuleList)
-        and len(layers) > 0
-        and all(hasattr(layer, "attention") for layer in layers)
-    )
+    """A ViT-style encoder whose attention blocks the ViT methods know how to hook."""
+    return vit_layout(encoder) is not None
+
+
+def attention_modules(encoder: ImageEncoder) -> list[nn.Module]:
+    """Each ViT block's self-attention module, in forward order."""
+    blocks, layout = _require_vit(encoder)
+    return [block.get_submodule(layout.attention) for block in blocks]
+
+
+def norms_before_attention(encoder: ImageEncoder) -> list[nn.Module]:
+    """Each ViT block's LayerNorm before its self-attention, in forward order."""
+    blocks, layout = _require_vit(encoder)
+    return [block.get_submodule(layout.norm_before) for block in blocks]
+
+
+def _require_vit(encoder: ImageEncoder) -> tuple[nn.ModuleList, ViTLayout]:
+    found = vit_layout(encoder)
+    if found is None:
+        raise ValueError(f"a {type(encoder.backbone).__name__} image encoder is not a known ViT")
+    return found
 
 
 def cnn_stages(encoder: ImageEncoder) -> nn.ModuleList | None:
@@ -101,13 +157,14 @@ def cnn_stages(encoder: ImageEncoder) -> nn.ModuleList | None:
 
 def encoder_blocks(encoder: ImageEncoder) -> nn.ModuleList:
     """The image encoder's blocks in forward order: ViT layers or CNN stages."""
-    if is_vit(encoder):
-        return encoder.backbone.layers
+    found = vit_layout(encoder)
+    if found is not None:
+        return found[0]
     stages = cnn_stages(encoder)
     if stages is None:
         raise ValueError(
             f"cannot find the blocks of a {type(encoder.backbone).__name__} image encoder "
-            "(expected ViT `layers` or CNN `encoder.stages`)"
+            "(expected ViT blocks or CNN `encoder.stages`)"
         )
     return stages
 

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from chestclip.explain.base import CamMethod, ScoreFunction, is_vit, outputs_and_gradients
-from chestclip.models import ChestCLIP, ImageEncoder
+from chestclip.explain.base import (
+    AttentionCamMethod,
+    ScoreFunction,
+    norms_before_attention,
+    outputs_and_gradients,
+)
+from chestclip.models import ChestCLIP
 
 
-class TokenGradCAM(CamMethod):
+class TokenGradCAM(AttentionCamMethod):
     name = "gradcam"
-    requirement = "a ViT-style encoder (CLS token, layers with layernorm_before)"
-
-    def applies_to(self, encoder: ImageEncoder) -> bool:
-        return is_vit(encoder) and hasattr(encoder.backbone.layers[-1], "layernorm_before")
 
     def grid_map(self, model: ChestCLIP, pixels: Tensor, score_fn: ScoreFunction) -> Tensor:
         encoder = model.image_encoder
         rows, cols = encoder.token_grid
         (tokens,), (gradient,) = outputs_and_gradients(
-            [encoder.backbone.layers[-1].layernorm_before], lambda out: out, pixels, score_fn
+            norms_before_attention(encoder)[-1:], lambda out: out, pixels, score_fn
         )  # [1, N, F] each
         patches = tokens[0, -rows * cols :]  # [P, F], CLS dropped
         weights = gradient[0, -rows * cols :].mean(dim=0)  # [F]

@@ -14,6 +14,7 @@ from torch import Tensor
 from chestclip.explain.base import (
     AttentionCamMethod,
     ScoreFunction,
+    attention_modules,
     attention_probabilities,
     eager_attention,
     outputs_and_gradients,
@@ -27,10 +28,9 @@ class GradientRollout(AttentionCamMethod):
 
     def grid_map(self, model: ChestCLIP, pixels: Tensor, score_fn: ScoreFunction) -> Tensor:
         encoder = model.image_encoder
-        layers = encoder.backbone.layers
         with eager_attention(encoder):
             attentions, gradients = outputs_and_gradients(
-                [layer.attention for layer in layers], attention_probabilities, pixels, score_fn
+                attention_modules(encoder), attention_probabilities, pixels, score_fn
             )  # per layer [1, heads, N, N]
         tokens = attentions[0].shape[-1]
         relevance = torch.eye(tokens, device=attentions[0].device)  # [N, N]

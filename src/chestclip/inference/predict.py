@@ -13,6 +13,8 @@ Every image first meets the run's trust policy (``chestclip.inference.trust``): 
 the training images (the OOD guard) or of a view the heads never saw gets no probability and no
 decision, only the reason, unless ``allow_ood`` asks for them (still flagged). Lung zones are
 found per image on frontal films (``chestclip.explain.anatomy``); lateral films get none.
+``runtime="onnx"`` scores with the run's ONNX export (``chestclip export --format onnx``); the
+heat map, when one is asked for, still comes from PyTorch (it needs gradients).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -44,10 +46,14 @@ from chestclip.utils.device import model_device
 from chestclip.utils.io import claim_new_path
 from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
+if TYPE_CHECKING:
+    from chestclip.export.onnx import OnnxScorer
+
 POSITIVE, NEGATIVE = "diseased", "normal"
 # Real indications are at most ~230 characters; the text encoder reads its first few hundred
 # anyway. A longer one is refused before any tokenising (it would hold the model lock).
 MAX_INDICATION_CHARS = 2000
+RUNTIMES = ("eager", "onnx")
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Prediction:
     top_zones: list[tuple[str, float]] = field(default_factory=list)
     overlay: str | None = None
     drafts: list[dict[str, Any]] = field(default_factory=list)
+    method: str | None = None  # the heat-map method; None when no heat map was made
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {}) or k == "error"}
@@ -77,8 +84,8 @@ class ImagePrediction:
     thresholds: dict[str, float | None]  # head → validation-chosen threshold (None: not evaluated)
     decisions: dict[str, str | None]  # head → "diseased" / "normal" (None: no threshold, refused)
     explained_head: str  # whose score the heat map explains
-    method: str
-    heatmap: np.ndarray | None  # float32 [S, S] in [0, 1] (None: refused)
+    method: str | None  # None: no heat map (not asked for, or the image refused)
+    heatmap: np.ndarray | None  # float32 [S, S] in [0, 1]
     zone_masses: dict[str, float]  # zone → share of the map's mass (NaN for an empty map)
     drafts: list[dict[str, Any]]  # nearest distinct training reports, most similar first
     verdict: Verdict  # the OOD guard's and the view check's findings
@@ -126,6 +133,7 @@ class Predictor:
         training_data: dict[str, Any],
         index: EmbeddingIndex | None,
         trust: TrustPolicy,
+        onnx: OnnxScorer | None = None,
     ) -> None:
         self.run = run
         self.explainers = explainers
@@ -133,13 +141,19 @@ class Predictor:
         self.training_data = training_data
         self.index = index
         self.trust = trust
+        self.onnx = onnx  # scores (not heat maps) come from it when given
         self.model = next(iter(explainers.values())).model
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, run: str | Path, device: str | torch.device | None = None) -> Predictor:
+    def load(
+        cls, run: str | Path, device: str | torch.device | None = None, runtime: str = "eager"
+    ) -> Predictor:
         """Everything from ``run`` (no pickle: weights are safetensors, the rest JSON/CSV), the
-        model on ``device`` (default: CUDA when available). A stale head is refused."""
+        model on ``device`` (default: CUDA when available); ``runtime="onnx"`` also loads
+        ``RUN/onnx`` to score with. A stale head is refused."""
+        if runtime not in RUNTIMES:
+            raise ChestClipError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         run = Path(run)
         if not run.is_dir():
             raise ChestClipError(f"{run}: run directory not found")
@@ -148,7 +162,13 @@ class Predictor:
         index = EmbeddingIndex.load(train_index) if (train_index / "index.json").is_file() else None
         training_data = read_training_data(run)
         trust = TrustPolicy.load(run, (e.info for e in explainers.values()), training_data)
-        return cls(run, explainers, validation_thresholds(run), training_data, index, trust)
+        onnx = None
+        if runtime == "onnx":
+            from chestclip.export.onnx import OnnxScorer
+
+            onnx = OnnxScorer.load(run)
+        thresholds = validation_thresholds(run)
+        return cls(run, explainers, thresholds, training_data, index, trust, onnx)
 
     @property
     def image_size(self) -> int:
@@ -186,13 +206,17 @@ class Predictor:
         method: str | None = None,
         drafts: int = 3,
         allow_ood: bool = False,
+        heatmap: bool | None = None,
     ) -> ImagePrediction:
         """Score ``image`` uint8 [S, S] with every usable head and explain one of them: the
         multimodal head's score when it runs (the paper's), else the image head's. An image the
         trust policy flags gets no probabilities, decisions, heat map or drafts unless
-        ``allow_ood``."""
+        ``allow_ood``. ``heatmap`` defaults to True with PyTorch scoring, and with ONNX scoring
+        to whether a ``method`` was named (the heat map is PyTorch's cost, not ONNX's)."""
         if image.shape != (self.image_size, self.image_size):
             raise ValueError(f"image must be [{self.image_size}, {self.image_size}]: {image.shape}")
+        if heatmap is None:
+            heatmap = self.onnx is None or method is not None
         method = method or self.default_method
         if method not in self.methods:
             raise ChestClipError(
@@ -209,8 +233,8 @@ class Predictor:
         explained = next((name for name, e in explainers.items() if e.needs_text), names[0])
         thresholds = {name: self.thresholds.get(name) for name in names}
         pixels = as_pixels(image, model_device(self.model))
-        with self._lock, torch.inference_mode():
-            embedding = self.model.encode_image(pixels)[0].float().cpu().numpy()  # [D]
+        with self._lock:
+            embedding = self._image_embedding(pixels)  # [D]: the OOD guard and drafts read it
         verdict = self.trust.check(image, embedding, allow_ood)
         if verdict.refused:
             no_probability, no_decision = dict.fromkeys(names), dict.fromkeys(names)
@@ -233,15 +257,22 @@ class Predictor:
         )
         with self._lock:
             text = explainers[explained].text_embedding(cleaned, "none") if cleaned else None
-            with torch.inference_mode():
-                probabilities = {
-                    name: e.probability(pixels, text if e.needs_text else None)
-                    for name, e in explainers.items()
-                }
+            if self.onnx is not None:
+                probabilities = self._onnx_scores(embedding, explainers, text)
+            else:
+                with torch.inference_mode():
+                    probabilities = {
+                        name: e.probability(pixels, text if e.needs_text else None)
+                        for name, e in explainers.items()
+                    }
             scorer = explainers[explained]
             # the heat map needs gradients: outside inference mode
-            heatmap = explain(
-                self.model, pixels, scorer.score(text if scorer.needs_text else None), method
+            heat = (
+                explain(
+                    self.model, pixels, scorer.score(text if scorer.needs_text else None), method
+                )
+                if heatmap
+                else None
             )
         decisions = {
             name: None
@@ -260,13 +291,32 @@ class Predictor:
             thresholds,
             decisions,
             explained,
-            method,
-            heatmap,
-            zone_masses(heatmap, zones.masks) if zones else {},
+            method if heat is not None else None,
+            heat,
+            zone_masses(heat, zones.masks) if heat is not None and zones else {},
             found,
             verdict,
             zones,
         )
+
+    def _image_embedding(self, pixels: torch.Tensor) -> np.ndarray:
+        """The image's CLIP embedding [D]: from the ONNX graph when scoring with ONNX."""
+        if self.onnx is not None:
+            return self.onnx.image_embeddings(pixels.cpu().numpy())[0]
+        with torch.inference_mode():
+            return self.model.encode_image(pixels)[0].float().cpu().numpy()
+
+    def _onnx_scores(
+        self, embedding: np.ndarray, explainers: dict[str, Explainer], text: torch.Tensor | None
+    ) -> dict[str, float]:
+        """P(diseased) per head from the ONNX graphs, given the image embedding [D]."""
+        probabilities = {}
+        for name, explainer in explainers.items():
+            features = embedding.reshape(1, -1)
+            if explainer.needs_text:
+                features = np.concatenate([features, text.cpu().numpy().reshape(1, -1)], axis=1)
+            probabilities[name] = float(self.onnx.probabilities(name, features)[0])
+        return probabilities
 
 
 def predict_files(
@@ -279,11 +329,14 @@ def predict_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     device: str | torch.device | None = None,
     allow_ood: bool = False,
+    runtime: str = "eager",
 ) -> Iterator[Prediction]:
     """Predict every file in turn (on ``device``, default CUDA when available); an unreadable
     file (or one of more than ``max_pixels`` pixels) yields a Prediction with ``error``; a
-    flagged one (trust policy) no probabilities unless ``allow_ood``."""
-    predictor = Predictor.load(run, device)
+    flagged one (trust policy) no probabilities unless ``allow_ood``. With ``runtime="onnx"`` a
+    heat map is made only when ``cam_dir`` or ``method`` asks."""
+    predictor = Predictor.load(run, device, runtime)
+    heatmap = None if cam_dir is None else True
     predictor.heads_for(indication)  # no head for this input: say so before reading any file
     for file in files:
         try:
@@ -291,7 +344,7 @@ def predict_files(
         except ImageReadError as err:
             yield Prediction(str(file), error=str(err))
             continue
-        found = predictor.predict(image, indication, method, drafts, allow_ood)
+        found = predictor.predict(image, indication, method, drafts, allow_ood, heatmap)
         result = Prediction(
             str(file),
             probabilities=found.probabilities,
@@ -301,6 +354,7 @@ def predict_files(
             zones=found.zones.source if found.zones else None,
             top_zones=found.top_zones,
             drafts=found.drafts,
+            method=found.method,
         )
         if cam_dir is not None and found.heatmap is not None:
             # never overwritten: a name taken (same file name in another folder, or an earlier

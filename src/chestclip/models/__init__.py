@@ -17,6 +17,7 @@ from chestclip.models.factory import (
     build_image_encoder,
     build_text_encoder,
     build_tokenizer,
+    pretrained_image_encoder,
     read_image_normalisation,
     rebuild_image_encoder,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "make_projection",
     "multi_positive_nce",
     "positive_mask",
+    "pretrained_image_encoder",
     "read_image_normalisation",
     "rebuild_image_encoder",
     "resolve_clip_dir",

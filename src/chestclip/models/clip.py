@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 from chestclip.models.encoders import ImageEncoder, TextEncoder
 
-PROJECTIONS: tuple[str, ...] = ("linear", "mlp")
+# linear: CLIP's bias-free map; mlp: in → in → out with biases; open-clip-mlp: open_clip's
+# bias-free in → (in + out) / 2 → out (BiomedCLIP's text projection)
+PROJECTIONS: tuple[str, ...] = ("linear", "mlp", "open-clip-mlp")
 ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("eager", "sdpa")
 
 
@@ -22,9 +27,11 @@ class ChestCLIPConfig:
     """Everything needed to rebuild a ChestCLIP; saved as ``config.json`` beside its weights.
 
     ``image_encoder``/``text_encoder`` are a preset name (``chestclip.models.IMAGE_PRESETS`` /
-    ``TEXT_PRESETS``), a Hugging Face name or a local directory. ``build_clip`` fills in the
-    ``*_encoder_config`` dicts (the backbones' transformers configs) and the image mean/std, so a
-    saved model is rebuilt from this file alone, without the hub.
+    ``TEXT_PRESETS``), a Hugging Face name or a local directory. ``init_from`` instead names a
+    pretrained dual encoder (an HF ``CLIPModel`` or ``VisionTextDualEncoderModel``, or an
+    open_clip checkpoint) whose towers, projections and pooling the model starts from.
+    ``build_clip`` fills in the ``*_encoder_config`` dicts (the backbones' transformers configs)
+    and the image mean/std, so a saved model is rebuilt from this file alone, without the hub.
     """
 
     image_encoder: str = "google/vit-base-patch16-224"
@@ -37,15 +44,20 @@ class ChestCLIPConfig:
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
     image_size: int = 224
     max_text_length: int = 128
-    text_pooling: Literal["cls", "mean"] = "cls"
+    text_pooling: Literal["cls", "mean", "pooler"] = "cls"
+    image_pooling: Literal["cls", "pooler"] = "cls"
+    init_from: str | None = None
+    image_projection_kind: str | None = None  # None: ``projection``
+    text_projection_kind: str | None = None  # None: ``projection``
     image_encoder_config: dict[str, Any] | None = None
     text_encoder_config: dict[str, Any] | None = None
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
 
     def __post_init__(self) -> None:
-        if self.projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
+        for kind in (self.projection, self.image_projection_kind, self.text_projection_kind):
+            if kind is not None and kind not in PROJECTIONS:
+                raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
         if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
             raise ValueError(
                 f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
@@ -88,13 +100,42 @@ def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
         return nn.Linear(in_dim, out_dim, bias=False)
     if kind == "mlp":
         return nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim))
+    if kind == "open-clip-mlp":
+        hidden = (in_dim + out_dim) // 2
+        return nn.Sequential(
+            nn.Linear(in_dim, hidden, bias=False), nn.GELU(), nn.Linear(hidden, out_dim, bias=False)
+        )
     raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
 
 
-class ChestCLIP(nn.Module):
+# What a ChestCLIP pushed on its own says on the Hub (a run exported with `chestclip export
+# --format hf` or `chestclip push` carries the run's model card instead).
+HUB_CARD = """---
+{{ card_data }}
+---
+
+# chestclip CLIP model
+
+Chest X-ray and report encoders projected to one embedding space (chestclip's ChestCLIP).
+Load it with `chestclip.models.ChestCLIP.from_pretrained("<this repository>")`.
+Research use only: not a medical device.
+"""
+
+
+class ChestCLIP(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="chestclip",
+    license="apache-2.0",
+    tags=["chestclip", "clip", "chest-x-ray", "medical-imaging"],
+    model_card_template=HUB_CARD,
+):
     """Image and text encoders projected to a shared, L2-normalised ``embed_dim`` space.
 
     Build one with ``chestclip.models.build_clip(config)``; this class only wires given encoders.
+    ``save_pretrained``/``push_to_hub``/``from_pretrained`` (``huggingface_hub``'s
+    ``PyTorchModelHubMixin``) write and read ``config.json`` + ``model.safetensors``, the layout
+    of a run's ``clip/``.
     """
 
     def __init__(
@@ -105,10 +146,14 @@ class ChestCLIP(nn.Module):
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.image_projection = make_projection(
-            config.projection, image_encoder.output_dim, config.embed_dim
+            config.image_projection_kind or config.projection,
+            image_encoder.output_dim,
+            config.embed_dim,
         )
         self.text_projection = make_projection(
-            config.projection, text_encoder.output_dim, config.embed_dim
+            config.text_projection_kind or config.projection,
+            text_encoder.output_dim,
+            config.embed_dim,
         )
         self.max_logit_scale = float(config.max_logit_scale)
         initial_scale = torch.tensor(1.0 / config.temperature)
@@ -150,3 +195,29 @@ class ChestCLIP(nn.Module):
         return ClipOutput(
             self.encode_image(pixels), self.encode_text(input_ids, attention_mask), self.logit_scale
         )
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The mixin's hook behind ``save_pretrained``/``push_to_hub``."""
+        from chestclip.models.io import write_clip_files
+
+        write_clip_files(self, save_directory)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        force_download: bool = False,
+    ) -> ChestCLIP:
+        """A saved ChestCLIP in eval mode, rebuilt offline from its ``config.json``: from a
+        directory (``save_pretrained``'s, a run or its ``clip/``, a run exported for the Hub) or
+        a Hugging Face Hub repository id (``config.json`` and ``model.safetensors`` only)."""
+        from chestclip.models.io import load_clip_model, pretrained_clip_dir
+
+        hub = {"revision": revision, "token": token, "cache_dir": cache_dir}
+        hub |= {"local_files_only": local_files_only, "force_download": force_download}
+        return load_clip_model(pretrained_clip_dir(pretrained_model_name_or_path, **hub))

@@ -14,13 +14,22 @@ from transformers import PreTrainedModel
 
 
 def has_cls_token(backbone: PreTrainedModel) -> bool:
-    """Whether a vision backbone is a ViT-style token model with a CLS token (ViT, DeiT, BEiT...).
+    """Whether a vision backbone is a ViT-style token model with a CLS token (ViT, DeiT, BEiT,
+    CLIP's vision tower...).
 
     Decided from the module structure, not the model's name: CNNs (ResNet, ConvNeXt) and windowed
     transformers without a CLS token (Swin) are pooled with their ``pooler_output`` instead.
     """
     embeddings = getattr(backbone, "embeddings", None)
-    return getattr(embeddings, "cls_token", None) is not None
+    return any(
+        getattr(embeddings, name, None) is not None for name in ("cls_token", "class_embedding")
+    )
+
+
+# cls: the final-normalised CLS token (a dense+tanh pooler, as ViT's, is dropped); pooler: the
+# backbone's pooler output (VisionTextDualEncoderModel's choice). CLIP's vision tower has no
+# pooler layer: both give its CLS token after post_layernorm.
+IMAGE_POOLINGS = ("cls", "pooler")
 
 
 def _square_size(size: int | Sequence[int], what: str) -> int:
@@ -36,7 +45,9 @@ class ImageEncoder(nn.Module):
 
     The single channel is replicated to the backbone's input channels and normalised with the
     backbone's own mean/std (those its weights were trained with). ViT-style backbones return the
-    final-layernormed CLS token; CNNs return their pooled output, flattened.
+    final-layernormed CLS token, or their ``pooler_output`` when they have one (CLIP's vision
+    tower: the CLS token after ``post_layernorm``; a ViT whose pooler was kept); CNNs return their
+    pooled output, flattened.
 
     Args:
         backbone: a transformers vision model (``ViTModel``, ``ResNetModel``, ``ConvNextModel``...).
@@ -44,6 +55,7 @@ class ImageEncoder(nn.Module):
         std: per-channel standard deviation, same length as ``mean``.
         image_size: input side length; ViT-style backbones require inputs of exactly this size
             (positional embeddings are interpolated when it differs from the checkpoint's size).
+        pooling: how the factory built it (``IMAGE_POOLINGS``), recorded to rebuild it alike.
     """
 
     def __init__(
@@ -52,8 +64,12 @@ class ImageEncoder(nn.Module):
         mean: Sequence[float],
         std: Sequence[float],
         image_size: int,
+        pooling: str = "cls",
     ) -> None:
         super().__init__()
+        if pooling not in IMAGE_POOLINGS:
+            raise ValueError(f"image pooling must be one of {IMAGE_POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         config = backbone.config
         channels = int(config.num_channels)
         if len(mean) != channels or len(std) != channels:
@@ -124,18 +140,22 @@ class ImageEncoder(nn.Module):
                 f"got {height}x{width}"
             )
         extra = {"interpolate_pos_encoding": True} if self.image_size != self._native_size else {}
-        hidden = self.backbone(pixel_values=pixel_values, **extra).last_hidden_state
-        return hidden[:, 0]  # [B, F]: CLS token after the final layer norm
+        output = self.backbone(pixel_values=pixel_values, **extra)
+        if getattr(output, "pooler_output", None) is not None:
+            return output.pooler_output  # [B, F]
+        return output.last_hidden_state[:, 0]  # [B, F]: CLS token after the final layer norm
 
 
-TEXT_POOLINGS = ("cls", "mean")
+TEXT_POOLINGS = ("cls", "mean", "pooler")
 
 
 class TextEncoder(nn.Module):
     """Token ids ``[B, L]`` → ``[B, F]`` from a BERT-like model's last hidden state: the CLS
-    token (as BERT is pre-trained), or the mean over real tokens. Mean pooling matters for
-    randomly initialised encoders: their CLS outputs start nearly identical for every text, which
-    stalls contrastive training for hundreds of steps."""
+    token (as BERT is pre-trained), the mean over real tokens, or the backbone's own
+    ``pooler_output`` (BERT's dense+tanh on CLS; CLIP's text tower: its end-of-text token, as
+    CLIP was trained). Mean pooling matters for randomly initialised encoders: their CLS outputs
+    start nearly identical for every text, which stalls contrastive training for hundreds of
+    steps."""
 
     def __init__(self, backbone: PreTrainedModel, pooling: str = "cls") -> None:
         super().__init__()
@@ -147,7 +167,10 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """``input_ids``, ``attention_mask`` [B, L] → features [B, F]."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        output = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        if self.pooling == "pooler":
+            return output.pooler_output  # [B, F]
+        hidden = output.last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]  # [B, F]
         weights = attention_mask[..., None].to(hidden.dtype)  # [B, L, 1]

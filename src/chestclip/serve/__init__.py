@@ -6,7 +6,11 @@ Typical use::
     serve("runs/demo/run", port=8000)  # what the CLI runs; binds 127.0.0.1 by default
 """
 
-from chestclip.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
-from chestclip.serve.server import ServerThread, serve
+from chestclip.utils.extras import require_extra
+
+require_extra("serve", "chestclip serve")
+
+from chestclip.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app  # noqa: E402
+from chestclip.serve.server import ServerThread, serve  # noqa: E402
 
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "ServerThread", "create_app", "serve"]

@@ -173,7 +173,9 @@ def create_app(
                 problem = str(error).removeprefix(f"{path}: ")
                 raise ImageReadError(f"{name}: {problem}") from None
         indication = (indication or "").strip() or None
-        found = predictor.predict(image, indication, method or None, drafts, allow_ood)
+        found = predictor.predict(
+            image, indication, method or None, drafts, allow_ood, heatmap=True
+        )
         heatmap, zones = found.heatmap, found.zones
         return PredictResult(
             file=name,

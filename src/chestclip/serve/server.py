@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from chestclip.data.limits import DEFAULT_MAX_PIXELS
 from chestclip.errors import ChestClipError
+from chestclip.inference.predict import Predictor
 from chestclip.serve.app import DEFAULT_MAX_UPLOAD_BYTES, create_app
 from chestclip.serve.connections import HEADER_TIMEOUT_S, protocol_with_header_deadline
 from chestclip.serve.security import TOKEN_ENV, allowed_hosts, is_loopback
@@ -59,18 +60,26 @@ def serve(
     allow_hosts: Sequence[str] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
     device: str | None = None,
+    runtime: str = "eager",
 ) -> None:
     """Load ``run_dir`` (the model on ``device``, default CUDA when available) and serve the
     viewer until interrupted (Ctrl+C). Beyond loopback a ``token`` is required;
-    ``allow_hosts``: the names clients use to reach the server."""
+    ``allow_hosts``: the names clients use to reach the server; ``runtime="onnx"`` scores with
+    the run's ONNX export (heat maps still from PyTorch)."""
     if not is_loopback(host) and not token:
         raise ChestClipError(
             f"listening on {host} needs a token: pass --token or set {TOKEN_ENV} "
             "(clients then send Authorization: Bearer <token>)"
         )
     hosts = allowed_hosts(host, allow_hosts)
+    predictor = Predictor.load(run_dir, device, runtime)
     app = create_app(
-        run_dir, max_upload_bytes, hosts=hosts, token=token, max_pixels=max_pixels, device=device
+        run_dir,
+        max_upload_bytes,
+        predictor=predictor,
+        hosts=hosts,
+        token=token,
+        max_pixels=max_pixels,
     )
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who has the token can upload images")

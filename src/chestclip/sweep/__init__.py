@@ -8,7 +8,11 @@ Typical use::
     result.leaderboard, result.best_run, result.test_metrics
 """
 
-from chestclip.sweep.run import SweepResult, run_sweep
-from chestclip.sweep.space import Range, Sweep, SweepSpec, load_sweep
+from chestclip.utils.extras import require_extra
+
+require_extra("sweep", "chestclip sweep")
+
+from chestclip.sweep.run import SweepResult, run_sweep  # noqa: E402
+from chestclip.sweep.space import Range, Sweep, SweepSpec, load_sweep  # noqa: E402
 
 __all__ = ["Range", "Sweep", "SweepResult", "SweepSpec", "load_sweep", "run_sweep"]

@@ -24,7 +24,12 @@ from torch.utils.data import DataLoader
 from chestclip.config import RunConfig
 from chestclip.data import PreparedData, XrayReportDataset
 from chestclip.errors import ChestClipError
-from chestclip.models import ImageEncoder, build_image_encoder, rebuild_image_encoder
+from chestclip.models import (
+    ImageEncoder,
+    build_image_encoder,
+    pretrained_image_encoder,
+    rebuild_image_encoder,
+)
 from chestclip.models.io import load_weights
 from chestclip.training.augment import make_augment
 from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
@@ -81,8 +86,11 @@ def finetune_image_baseline(
         )
     settings, model_settings = config.pretrain, config.model
     L.seed_everything(config.seed, workers=True, verbose=False)
-    encoder = build_image_encoder(
-        model_settings.image_encoder, model_settings.attn_implementation, int(data.array.shape[1])
+    attn, size = model_settings.attn_implementation, int(data.array.shape[1])
+    encoder = (
+        pretrained_image_encoder(model_settings.init_from, attn, size)
+        if model_settings.init_from
+        else build_image_encoder(model_settings.image_encoder, attn, size)
     )
     classifier = ImageClassifier(encoder)
     module = ClassifierModule(classifier, settings.optimizer, settings.lr, settings.weight_decay)
@@ -124,7 +132,7 @@ def finetune_image_baseline(
         )
         info = {
             "name": FINETUNED,
-            "image_encoder": model_settings.image_encoder,
+            "image_encoder": model_settings.init_from or model_settings.image_encoder,
             "seed": config.seed,
             "best_epoch": best_epoch,
             "val_auc": val_auc,
@@ -135,6 +143,7 @@ def finetune_image_baseline(
             "attn_implementation": model_settings.attn_implementation,
             "views": "frontal" if projection else "all",
             "fingerprint": {"data_sha256": prepared_identity(data.root)},
+            "image_pooling": encoder.pooling,
         }
         (tmp / BASELINE_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
     return directory
@@ -159,6 +168,7 @@ def load_image_baseline(run: str | Path) -> tuple[ImageClassifier, dict]:
         info["image_std"],
         info["image_size"],
         info.get("attn_implementation", "sdpa"),
+        info.get("image_pooling", "cls"),
     )
     classifier = ImageClassifier(encoder)
     try:

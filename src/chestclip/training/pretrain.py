@@ -3,8 +3,9 @@
 Writes into RUN: ``config.yaml`` (resolved), ``env.json``, ``tokenizer/`` (trained for presets),
 ``checkpoints/`` (best, last, history; ``--resume`` continues from ``last.ckpt``), ``clip/`` (the
 best model, safetensors, with ``metrics.csv`` and the weights' content hash), ``logs/``
-(Lightning's CSV log) and ``plots/clip_loss.png`` (paths: ``RunLayout``). Under DDP every rank
-trains and rank 0 alone writes (``chestclip.utils.distributed``).
+(Lightning's CSV log; the other ``pretrain.loggers`` write beside it, see
+``chestclip.training.loggers``) and ``plots/clip_loss.png`` (paths: ``RunLayout``). Under DDP
+every rank trains and rank 0 alone writes (``chestclip.utils.distributed``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from chestclip.config import RunConfig, save_run_config
 from chestclip.data import PreparedData
@@ -36,6 +36,12 @@ from chestclip.models import (
 from chestclip.training.augment import make_augment
 from chestclip.training.clip_module import ClipModule
 from chestclip.training.datamodule import PairDataModule
+from chestclip.training.loggers import (
+    FinalMetrics,
+    finish_loggers,
+    flat_hyperparameters,
+    make_loggers,
+)
 from chestclip.training.trainer import build_trainer, check_checkpoint
 from chestclip.utils.distributed import is_leader, leader_barrier, spawning_children
 from chestclip.utils.io import atomic_directory, atomic_path, atomic_write_json
@@ -124,7 +130,10 @@ def prepare_tokenizer(config: RunConfig, data: PreparedData, directory: Path, re
         return load_tokenizer(directory)
     train_texts = data.studies.loc[data.studies["split"] == "train", "text"].tolist()
     tokenizer = build_tokenizer(
-        config.model.text_encoder, train_texts, config.model.tokenizer_vocab_size
+        config.model.text_encoder,
+        train_texts,
+        config.model.tokenizer_vocab_size,
+        config.model.init_from,
     )
     with atomic_directory(directory) as tmp:
         tokenizer.save_pretrained(tmp)
@@ -142,6 +151,7 @@ def pretrain(
     ``callbacks`` join this process's trainer only, not those of spawned DDP ranks."""
     layout = RunLayout(run_dir)
     run, checkpoints, last = layout.root, layout.checkpoints, layout.last_checkpoint
+    loggers = make_loggers(config.pretrain.loggers, run)  # a missing extra fails before any work
     if last.exists() and not resume:
         raise ChestClipError(
             f"{run}: holds checkpoints of an earlier run; pass --resume to continue it"
@@ -153,7 +163,6 @@ def pretrain(
     data.require_reports("CLIP pre-training")
     if not (data.studies["split"] == "train").any():
         raise ChestClipError(f"{data.root}: no training study (an empty or partial dataset)")
-    settings = config.pretrain
     L.seed_everything(config.seed, workers=True, verbose=False)
     # rank 0 trains (or reloads) the tokenizer and saves it; the other ranks read that one
     if is_leader():
@@ -182,7 +191,7 @@ def pretrain(
         dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False
     )
     history = EpochHistory(layout.pretrain_history)
-    callbacks = [best, latest, history, *callbacks]
+    callbacks = [best, latest, history, FinalMetrics(), *callbacks]
     if settings.early_stopping_patience:
         callbacks.append(
             EarlyStopping("val/loss", patience=settings.early_stopping_patience, mode="min")
@@ -190,7 +199,7 @@ def pretrain(
     trainer = build_trainer(
         **settings.trainer_options(),
         callbacks=callbacks,
-        logger=CSVLogger(layout.logs.parent, name=layout.logs.name),
+        logger=loggers or False,
         default_root_dir=run,
         enable_model_summary=False,
     )
@@ -208,10 +217,17 @@ def pretrain(
     }
     if resume and last.exists():
         check_checkpoint(last)
-    with spawning_children(call):
-        trainer.fit(
-            module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None
-        )
+    for logger in loggers:
+        logger.log_hyperparams(flat_hyperparameters(config.model_dump(mode="json")))
+    try:
+        with spawning_children(call):
+            trainer.fit(
+                module,
+                datamodule=datamodule,
+                ckpt_path=str(last) if resume and last.exists() else None,
+            )
+    finally:
+        finish_loggers(loggers)
 
     best_path = Path(best.best_model_path or last)
     if trainer.is_global_zero:

@@ -207,6 +207,16 @@ class RunLayout:
     def model_card(self) -> Path:
         return self.root / "MODEL_CARD.md"
 
+    # exports
+    @property
+    def hub(self) -> Path:
+        """The Hugging Face Hub folder ``chestclip export`` writes by default."""
+        return self.root / "hub"
+
+    @property
+    def onnx(self) -> Path:
+        return self.root / "onnx"
+
     # orchestration
     @property
     def stages(self) -> Path:
