@@ -46,7 +46,7 @@ def test_phantom_then_prepare(tmp_path):
             "32",
             "--clean",
             "paper",
-            "--split",
+            "--split-ratios",
             "0.5,0.25,0.25",
         ],
     )
@@ -89,13 +89,13 @@ def test_prepare_config_file_and_flags(tmp_path, phantom_openi):
             ["prepare", "--source", "/no/such/dir", "--out", "x"],
             "/no/such/dir: no such file or directory",
         ),
-        (["prepare", "--source", ".", "--out", "x", "--split", "0.5,0.6,0.1"], "split"),
+        (["prepare", "--source", ".", "--out", "x", "--split-ratios", "0.5,0.6,0.1"], "split"),
         (
-            ["pretrain", "--data", "/no/such/prepared", "--out", "x", "--config", "tiny"],
+            ["pretrain", "--data", "/no/such/prepared", "--run", "x", "--config", "tiny"],
             "not a prepared dataset",
         ),
         (
-            ["pretrain", "--data", "x", "--out", "y", "--config", "tiny", "--set", "pretrain.lr=0"],
+            ["pretrain", "--data", "x", "--run", "y", "--config", "tiny", "--set", "pretrain.lr=0"],
             "pretrain.lr",
         ),
     ],
@@ -133,7 +133,7 @@ def assert_one_line(code, captured, *expected):
     [("[1", "not a YAML value"), ("!!python/object/apply:os.system ['echo hi']", "YAML value")],
 )
 def test_a_broken_override_is_one_line(monkeypatch, capsys, tmp_path, value, problem):
-    args = ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--config", "tiny"]
+    args = ["pretrain", "--data", str(tmp_path), "--run", str(tmp_path / "run"), "--config", "tiny"]
     code, captured = run_main(monkeypatch, capsys, *args, "--set", f"pretrain.lr={value}")
     assert_one_line(code, captured, "override ", "pretrain.lr=", problem)
 
@@ -193,7 +193,7 @@ def test_impossible_hardware_is_refused_in_one_line(
     monkeypatch, capsys, tmp_path, small_prepared, setting, problem
 ):
     """pretrain.devices=99 on a CPU waited for ever for 98 ranks that never joined."""
-    args = ["pretrain", "--data", str(small_prepared), "--out", str(tmp_path / "run")]
+    args = ["pretrain", "--data", str(small_prepared), "--run", str(tmp_path / "run")]
     args += ["--config", "tiny", "--set", "pretrain.accelerator=cpu", "--set", setting]
     code, captured = run_main(monkeypatch, capsys, *args)
     assert_one_line(code, captured, setting.split("=")[0], problem)
@@ -203,7 +203,7 @@ def test_a_truncated_last_checkpoint_is_one_line(monkeypatch, capsys, tmp_path, 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints/last.ckpt").write_bytes(b"PK\x03\x04 the first bytes of a zip, then none")
-    args = ["pretrain", "--data", str(small_prepared), "--out", str(run), "--config", "tiny"]
+    args = ["pretrain", "--data", str(small_prepared), "--run", str(run), "--config", "tiny"]
     code, captured = run_main(monkeypatch, capsys, *args, "--resume")
     assert_one_line(code, captured, f"{run / 'checkpoints/last.ckpt'}: truncated or corrupt")
 

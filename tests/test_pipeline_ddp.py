@@ -40,7 +40,7 @@ def run_command(launcher: list[str], source: Path, out: Path) -> subprocess.Comp
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
     sources = str(Path(chestclip.__file__).parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [sources, env.get("PYTHONPATH")]))
-    command = [*launcher, "-m", "chestclip", "run", "--source", str(source), "--out", str(out)]
+    command = [*launcher, "-m", "chestclip", "run", "--source", str(source), "--run", str(out)]
     return subprocess.run(
         [*command, *SMALL, *DDP], env=env, capture_output=True, text=True, timeout=600
     )

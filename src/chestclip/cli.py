@@ -18,6 +18,25 @@ MAX_SKIPPED_SHOWN = 10
 RUN_OPTION = click.option(
     "--run", "run_dir", required=True, type=click.Path(path_type=Path), help="A run directory."
 )
+NEW_RUN_OPTION = click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The run directory to create or continue (every command calls it --run).",
+)
+SEED_OPTION = click.option(
+    "--seed",
+    type=int,
+    help="Seed of every random choice in training (the config's `seed`) [config: 0].",
+)
+
+
+def with_seed(overrides: tuple[str, ...], seed: int | None) -> tuple[str, ...]:
+    """``--seed`` as the config override it stands for."""
+    return overrides if seed is None else (*overrides, f"seed={seed}")
+
+
 DATA_OPTION = click.option(
     "--data",
     "data_dir",
@@ -75,10 +94,32 @@ DEVICE_OPTION = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "show_default": True,
+    }
+)
 @click.version_option(package_name="chestclip")
-def cli() -> None:
+@click.option(
+    "-v", "--verbose", count=True, help="More log lines: -v info, -vv debug [warnings only]."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Errors only: no warnings, no progress bars.")
+def cli(verbose: int, quiet: bool) -> None:
     """chestclip: CLIP on chest X-rays and their reports, MLP heads, Grad-CAM ROI analysis."""
+    configure_logging(verbose, quiet)
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """chestclip's log level from -v/-q (warnings by default); -q also silences progress bars."""
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    if not quiet and not verbose:
+        level = logging.WARNING
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("chestclip").setLevel(level)
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads its defaults from TQDM_* variables
 
 
 @cli.command()
@@ -86,14 +127,16 @@ def cli() -> None:
 @click.option(
     "--studies", type=click.IntRange(min=1), help="Studies [200; with --reports: every report]."
 )
-@click.option("--image-size", default=512, show_default=True, type=click.IntRange(min=32))
+@click.option(
+    "--image-size", default=512, type=click.IntRange(min=32), help="Side of the phantom images."
+)
 @click.option(
     "--layout",
     type=click.Choice(["openi", "kaggle", "mimic", "chexpert", "manifest"]),
     default="openi",
-    show_default=True,
+    help="The download layout to imitate.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, type=int, help="Seed of the phantom generator.")
 @click.option(
     "--visibility",
     default=1.0,
@@ -171,7 +214,16 @@ def phantom(
 @click.option("--views", type=click.Choice(["all", "frontal"]), help="Which projections [all].")
 @click.option("--text-fields", help="Comma-separated report sections [indication,findings].")
 @click.option("--clean", type=click.Choice(["safe", "paper", "none"]), help="Text cleaning [safe].")
-@click.option("--split", help="train,val,test fractions, or `official` [0.70,0.15,0.15].")
+@click.option(
+    "--split-ratios",
+    "split",
+    help="train,val,test fractions of the patients [0.70,0.15,0.15].",
+)
+@click.option(
+    "--official-split",
+    is_flag=True,
+    help="Keep the source's own split (MIMIC-CXR's split.csv, a manifest's split column).",
+)
 @click.option("--seed", type=int, help="Split seed [0].")
 @click.option(
     "--resize",
@@ -215,6 +267,7 @@ def prepare(
     config_file: Path | None,
     no_images: bool,
     allow_partial: bool,
+    official_split: bool,
     columns: tuple[str, ...],
     **options,
 ) -> None:
@@ -229,6 +282,10 @@ def prepare(
         settings["images"] = False
     if allow_partial:
         settings["allow_partial"] = True
+    if official_split:
+        if options["split"]:
+            raise ConfigError("--official-split and --split-ratios: choose one")
+        settings["split"] = "official"
     for item in columns:
         role, sep, name = item.partition("=")
         if not sep:
@@ -275,20 +332,26 @@ def prepare(
 
 @cli.command()
 @DATA_OPTION
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@NEW_RUN_OPTION
 @click.option("--config", "config_file", help="YAML path or packaged name (paper, tiny) [paper].")
 @OVERRIDES_OPTION
+@SEED_OPTION
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoints/last.ckpt.")
 def pretrain(
-    data_dir: Path, out: Path, config_file: str | None, overrides: tuple[str, ...], resume: bool
+    data_dir: Path,
+    run_dir: Path,
+    config_file: str | None,
+    overrides: tuple[str, ...],
+    seed: int | None,
+    resume: bool,
 ) -> None:
     """Contrastive CLIP pre-training on X-ray/report pairs (PyTorch Lightning)."""
     from chestclip.config import load_run_config
     from chestclip.training.pretrain import pretrain as run_pretrain
     from chestclip.utils.distributed import is_leader
 
-    config = load_run_config(config_file, list(overrides))
-    result = run_pretrain(data_dir, out, config, resume=resume)
+    config = load_run_config(config_file, list(with_seed(overrides, seed)))
+    result = run_pretrain(data_dir, run_dir, config, resume=resume)
     if not is_leader():  # a rank of a torchrun/srun launch: rank 0 reports
         return
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
@@ -317,6 +380,7 @@ def pretrain(
 @click.option("--no-ablation", is_flag=True, help="No leakage-ablation heads.")
 @RUN_CONFIG_OPTION
 @OVERRIDES_OPTION
+@SEED_OPTION
 @DEVICE_OPTION
 def probe(
     run_dir: Path,
@@ -327,6 +391,7 @@ def probe(
     no_ablation: bool,
     config_file: str | None,
     overrides: tuple[str, ...],
+    seed: int | None,
     device: str | None,
 ) -> None:
     """Train MLP heads on frozen CLIP features (best epoch chosen on validation), and the
@@ -336,7 +401,7 @@ def probe(
 
     if ablation or no_ablation:
         overrides = (*overrides, f"probe.ablation={[] if no_ablation else list(ablation)}")
-    config = run_config(run_dir, config_file, overrides)
+    config = run_config(run_dir, config_file, with_seed(overrides, seed))
     fields = [f.strip() for f in text_fields.split(",")] if text_fields else None
     heads = run_probe(run_dir, data_dir, config, FEATURE_CHOICES[features], fields, device)
     for head in heads:
@@ -417,7 +482,7 @@ def report(run_dir: Path) -> None:
 @click.option(
     "--prompts", type=click.Path(path_type=Path), help="Prompt YAML [configs/prompts.yaml]."
 )
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", help="The split to score (val or test).")
 @BOOTSTRAP_OPTION
 @DEVICE_OPTION
 def zeroshot(
@@ -451,14 +516,16 @@ def zeroshot(
     type=click.Path(path_type=Path),
     help="Prepared dataset (builds the index).",
 )
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", help="The split to score (val or test).")
 @click.option(
     "--image",
     type=click.Path(path_type=Path),
     help="Ad-hoc query: an X-ray file (PNG, JPEG or DICOM) → top-k reports.",
 )
 @click.option("--text", help="Ad-hoc query: a report text → top-k images.")
-@click.option("-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "-k", "top_k", type=click.IntRange(min=1), default=5, help="How many nearest items to show."
+)
 @click.option(
     "--drafts", is_flag=True, help="With --image: the k nearest TRAINING reports as drafts."
 )
@@ -599,17 +666,23 @@ def explain_command(
 
 @cli.command()
 @click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs/demo"),
+    help="The run directory (the phantoms and the prepared data go inside it).",
 )
-@click.option("--studies", type=click.IntRange(min=40), default=600, show_default=True)
+@click.option(
+    "--studies", type=click.IntRange(min=40), default=600, help="Phantom studies to generate."
+)
 @click.option(
     "--epochs", type=click.IntRange(min=1), help="CLIP pre-training epochs [configs/tiny.yaml]."
 )
 @BOOTSTRAP_OPTION
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace RUN if it exists.")
 @DEVICE_OPTION
 def demo(
-    out: Path,
+    run_dir: Path,
     studies: int,
     epochs: int | None,
     bootstrap: int,
@@ -621,7 +694,7 @@ def demo(
     from chestclip.pipeline import run_demo
 
     result = run_demo(
-        out, studies, epochs, bootstrap, overwrite=overwrite, log=click.echo, device=device
+        run_dir, studies, epochs, bootstrap, overwrite=overwrite, log=click.echo, device=device
     )
     click.echo("\nROC-AUC on the test images (95% CI over patients), thresholds from validation:")
     print_metrics(result.metrics, result.run)
@@ -731,7 +804,7 @@ def predict(
     show_default=True,
     help="Address to listen on; anything but loopback lets the network upload images.",
 )
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8000, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option(
     "--max-upload-mb",
     default=32,
@@ -790,8 +863,9 @@ def serve(
 @click.option(
     "--source", required=True, type=click.Path(path_type=Path), help="The IU X-Ray download."
 )
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@NEW_RUN_OPTION
 @OVERRIDES_OPTION
+@SEED_OPTION
 @BOOTSTRAP_OPTION
 @click.option(
     "--explain-limit", type=click.IntRange(min=1), help="Explain at most this many test images."
@@ -800,8 +874,9 @@ def serve(
 def run_command(
     config_file: str,
     source: Path,
-    out: Path,
+    run_dir: Path,
     overrides: tuple[str, ...],
+    seed: int | None,
     bootstrap: int,
     explain_limit: int | None,
     device: str | None,
@@ -816,8 +891,8 @@ def run_command(
     from chestclip.pipeline import run_pipeline
     from chestclip.utils.distributed import is_leader
 
-    config = load_run_config(config_file, list(overrides))
-    run = run_pipeline(config, source, out, click.echo, bootstrap, explain_limit, device)
+    config = load_run_config(config_file, list(with_seed(overrides, seed)))
+    run = run_pipeline(config, source, run_dir, click.echo, bootstrap, explain_limit, device)
     if is_leader():
         click.echo(f"→ {RunLayout(run).report}")
 
@@ -972,6 +1047,28 @@ def download_iu_xray_command(
     click.echo(f"→ {result.dest}")
 
 
+@cli.group("config")
+def config_group() -> None:
+    """The configs commands resolve."""
+
+
+@config_group.command("show")
+@click.option("--config", "config_file", help="YAML path or packaged name (paper, tiny) [paper].")
+@OVERRIDES_OPTION
+@click.option("--keys", is_flag=True, help="List every key (for --set) with its type and value.")
+def config_show(config_file: str | None, overrides: tuple[str, ...], keys: bool) -> None:
+    """Print the resolved config (the paper's defaults, the file, then --set), as `run` and
+    `pretrain` would use it."""
+    from chestclip.config import config_keys, load_run_config, run_config_yaml
+
+    config = load_run_config(config_file, list(overrides))
+    if not keys:
+        click.echo(run_config_yaml(config), nl=False)
+        return
+    for key, kind, value in config_keys(config):
+        click.echo(f"{key} ({kind}) = {value!r}")
+
+
 @cli.group()
 def baseline() -> None:
     """Baselines every reported score is compared with."""
@@ -979,20 +1076,23 @@ def baseline() -> None:
 
 @baseline.command("image")
 @DATA_OPTION
-@click.option(
-    "--out", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory."
-)
+@NEW_RUN_OPTION
 @RUN_CONFIG_OPTION
 @OVERRIDES_OPTION
+@SEED_OPTION
 def baseline_image(
-    data_dir: Path, run_dir: Path, config_file: str | None, overrides: tuple[str, ...]
+    data_dir: Path,
+    run_dir: Path,
+    config_file: str | None,
+    overrides: tuple[str, ...],
+    seed: int | None,
 ) -> None:
     """The paper's image-only baseline: the image encoder fine-tuned end to end (same initial
     weights as CLIP's). `chestclip evaluate` then reports it beside the heads."""
     from chestclip.training.finetune import finetune_image_baseline
     from chestclip.utils.distributed import is_leader
 
-    config = run_config(run_dir, config_file, overrides)
+    config = run_config(run_dir, config_file, with_seed(overrides, seed))
     directory = finetune_image_baseline(data_dir, run_dir, config)
     if is_leader():
         click.echo(f"→ {directory}")
@@ -1016,7 +1116,7 @@ def baseline_image(
     help="Comma-separated report sections; repeat to compare.",
 )
 @BOOTSTRAP_OPTION
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, help="Seed of the cross-validation and the bootstrap.")
 def baseline_text(
     data_dir: Path, out: Path, fields_list: tuple[str, ...], bootstrap: int, seed: int
 ) -> None:

@@ -257,10 +257,27 @@ def load_run_config(source: str | Path | None = None, overrides: list[str] = ())
     return validate(RunConfig, data, where if not overrides else f"{where} with overrides")
 
 
+def run_config_yaml(config: RunConfig) -> str:
+    """The resolved config as YAML, ready to be passed back with --config."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
 def save_run_config(config: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically), ready to be passed back with --config."""
-    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    atomic_write_text(path, text)
+    atomic_write_text(path, run_config_yaml(config))
+
+
+def config_keys(section: BaseModel, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """Every settable key of ``section`` as (dotted key for --set, its type, its value)."""
+    keys = []
+    for name, field in type(section).model_fields.items():
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            keys += config_keys(value, f"{prefix}{name}.")
+        else:
+            kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
+            keys.append((f"{prefix}{name}", kind.replace("typing.", ""), value))
+    return keys
 
 
 def config_path(source: str | Path) -> Path:

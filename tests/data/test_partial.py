@@ -98,7 +98,7 @@ def test_reports_without_images_are_an_error_then_pretrain_says_empty(
         "pretrain",
         "--data",
         str(tmp_path / "out"),
-        "--out",
+        "--run",
         str(tmp_path / "run"),
         "--config",
         "tiny",

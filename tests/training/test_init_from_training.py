@@ -54,7 +54,7 @@ def test_whole_clip_as_image_encoder_is_one_line(
     dual_encoder_sources, prepared_phantoms, tmp_path, monkeypatch, capsys
 ) -> None:
     path = dual_encoder_sources["hf-clip"].path
-    args = ["pretrain", "--data", str(prepared_phantoms), "--out", str(tmp_path / "run")]
+    args = ["pretrain", "--data", str(prepared_phantoms), "--run", str(tmp_path / "run")]
     args += ["--config", "tiny", "--set", f"model.image_encoder={path}"]
     monkeypatch.setattr(sys, "argv", ["chestclip", *args])
     with pytest.raises(SystemExit) as exit_info:

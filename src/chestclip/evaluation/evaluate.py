@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from chestclip import __version__
 from chestclip.config import RunConfig
@@ -167,7 +168,8 @@ def write_evaluation(
     ``out/eval/metrics.json``, ``out/eval/predictions.csv``, ``out/plots/*.png``."""
     results: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
-    for name, provenance in heads.items():
+    bar = tqdm(heads.items(), desc="bootstrap CIs", unit="head", leave=False, disable=None)
+    for name, provenance in bar:
         missing = frames["test"][name].isna().sum() + frames["val"][name].isna().sum()
         if missing:
             raise ChestClipError(
