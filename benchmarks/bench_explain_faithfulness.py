@@ -8,7 +8,8 @@ Generates --studies phantom studies (128 px, prepared at 64 px) at --visibility,
 the requested heads need with configs/tiny-vit.yaml: the fine-tuned image baseline (frontal
 views, where the lesions are drawn) for ``image-finetuned``, the CLIP and its heads for ``image``
 and ``multimodal``. A ViT trained from scratch needs thousands of steps: the default (2,400
-studies, visibility 6, image-finetuned, 40 epochs) takes about 25 minutes on 2 idle CPU cores.
+studies, visibility 6, image-finetuned, 40 epochs) took 7 minutes on 2 CPU cores shared with
+other jobs (2 CPU-minutes); the CLIP heads (``--heads image,multimodal``) 14 minutes more.
 Finished stages are reused when the script is run again with the same --out.
 
     python benchmarks/bench_explain_faithfulness.py [--out runs/explain-bench] [--limit 120]
