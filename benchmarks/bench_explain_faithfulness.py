@@ -13,7 +13,7 @@ other jobs (2 CPU-minutes); the CLIP heads (``--heads image,multimodal``) 14 min
 Finished stages are reused when the script is run again with the same --out.
 
     python benchmarks/bench_explain_faithfulness.py [--out runs/explain-bench] [--limit 120]
-        [--heads image-finetuned,image,multimodal] [--visibility 6] [--epochs 40]
+        [--heads image-finetuned,image,multimodal] [--visibility 6] [--epochs 40] [--seed 0]
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ def main() -> None:
     parser.add_argument("--visibility", type=float, default=6.0, help="phantom lesion visibility")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--heads", default=FINETUNED, help="comma-separated heads to explain")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the phantoms and the training")
     args = parser.parse_args()
     heads = args.heads.split(",")
-    epochs = [f"pretrain.epochs={args.epochs}"]
+    epochs = [f"pretrain.epochs={args.epochs}", f"seed={args.seed}"]
     config = load_run_config("tiny-vit", epochs)
     source, prepared, run = args.out / "phantoms", args.out / "prepared", args.out / "run"
     layout = RunLayout(run)
