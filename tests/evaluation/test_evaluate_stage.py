@@ -1,6 +1,8 @@
 """evaluate + report on the tiny CLIP and its heads: outputs, schema, honesty checks."""
 
+import html
 import json
+import re
 import shutil
 
 import numpy as np
@@ -63,6 +65,31 @@ def test_head_versus_head_claims_are_paired_differences_with_intervals(evaluated
             assert bag["levels"]["image"]["ci_high"] < 0
     page = write_report(run).read_text()
     assert "paired ROC-AUC differences" in page and "multimodal_indication" in page
+
+
+def test_report_shows_every_paired_difference_with_its_interval(evaluated_run):
+    run, document = evaluated_run
+    page = write_report(run).read_text()
+    section = page.split("paired ROC-AUC differences</h2>")[1].split("<h2>")[0]
+    rows = {
+        (head, reference): re.findall(r"<td[^>]*>(.*?)</td>", cells)
+        for head, reference, cells in re.findall(
+            r"<tr><td>(.*?)</td><td>(.*?)</td><td>.*?</td>(.*?)</tr>", section
+        )
+    }
+    assert len(rows) == len(document["comparisons"]) >= 5
+    for comparison in document["comparisons"]:
+        expected = []
+        for level in ("image", "study"):
+            difference = comparison["levels"][level]
+            low, high = difference["ci_low"], difference["ci_high"]
+            expected += [
+                f"{difference['value']:+.3f} ({low:+.3f} to {high:+.3f})".replace("-", "−"),
+                "yes" if low > 0 or high < 0 else "no",
+            ]
+        assert rows[(html.escape(comparison["head"]), html.escape(comparison["reference"]))] == (
+            expected
+        )
 
 
 def test_leakage_is_flagged(evaluated_run):
