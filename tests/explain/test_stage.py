@@ -220,3 +220,19 @@ def test_a_dicom_is_explained_as_its_png(explained, xray_files, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "d_cnn-gradcam.png").is_file()
+
+
+def test_the_default_method_is_the_one_measured_on_the_runs_validation_images(
+    vit_detector, tmp_path
+):
+    """`explain --image`, `predict` and `serve` use what batch explain chose for this run."""
+    from chestclip.utils.run_layout import RunLayout
+
+    model, _ = vit_detector
+    assert stage.default_method(model, tmp_path) == "attention-gradcam"  # not explained yet
+    summary = RunLayout(tmp_path).faithfulness
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"default_method": "rollout"}))
+    assert stage.default_method(model, tmp_path) == "rollout"
+    summary.write_text(json.dumps({"default_method": "cnn-gradcam"}))  # another encoder's
+    assert stage.default_method(model, tmp_path) == "attention-gradcam"

@@ -10,6 +10,7 @@ validation images that chose the default method), ``faithfulness.json`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,14 @@ CHOOSING_SPLIT = "val"  # the default method is chosen here; the reported split 
 RANDOMISATION_IMAGES = 50  # enough for a bootstrap interval on the rank correlation
 
 
-def default_method(model: ChestCLIP) -> str:
+def default_method(model: ChestCLIP | ImageClassifier, run: str | Path | None = None) -> str:
+    """The heat-map method used when none is named: the one `chestclip explain` chose on this
+    run's validation images (``faithfulness.json``) when it applies to ``model``, else the
+    encoder kind's fixed default (a run not yet explained in batch)."""
+    if run is not None and RunLayout(run).faithfulness.is_file():
+        measured = json.loads(RunLayout(run).faithfulness.read_text()).get("default_method")
+        if measured in methods_for(model):
+            return measured
     return DEFAULT_METHODS["vit" if model.image_encoder.token_grid else "cnn"]
 
 
@@ -159,7 +167,7 @@ def explain_image(
     size = explainer.model.image_encoder.image_size
     image = read_xray_for_model(image_file, size, prepared["resize"])
     pixels = as_pixels(image, explainer.device)
-    method = method or default_method(explainer.model)
+    method = method or default_method(explainer.model, run)
     stem = Path(image_file).stem
     verdict = image_verdict(run, explainer, image, prepared, allow_ood)
     result: dict[str, Any] = {

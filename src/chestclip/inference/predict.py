@@ -181,7 +181,7 @@ class Predictor:
 
     @property
     def default_method(self) -> str:
-        return default_method(self.model)
+        return default_method(self.model, self.run)
 
     def heads_for(self, indication: str | None) -> list[str]:
         """The loaded heads that can score an image given (or not given) an indication."""
