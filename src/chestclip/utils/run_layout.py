@@ -80,11 +80,18 @@ class RunLayout:
 
     @property
     def clip(self) -> Path:
-        return self.root / "clip"
+        """RUN/clip; in a folder exported for the Hub (``chestclip export --format hf``) the
+        CLIP's files lie at the top, where ``from_pretrained`` looks for them."""
+        from chestclip.models.io import WEIGHTS_NAME  # the saved model's format is models.io's
+
+        nested = self.root / "clip"
+        if not nested.is_dir() and (self.root / WEIGHTS_NAME).is_file():
+            return self.root
+        return nested
 
     @property
     def clip_weights(self) -> Path:
-        from chestclip.models.io import WEIGHTS_NAME  # the saved model's format is models.io's
+        from chestclip.models.io import WEIGHTS_NAME
 
         return self.clip / WEIGHTS_NAME
 
