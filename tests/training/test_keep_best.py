@@ -25,7 +25,8 @@ def _noisy(n: int, seed: int, findings: int | None) -> TensorDataset:
     x = rng.normal(size=(n, 8)).astype(np.float32)
     noise = rng.normal(scale=1.5, size=(n, findings or 1))
     if findings is None:
-        return TensorDataset(torch.from_numpy(x), torch.from_numpy((x[:, 0] + noise[:, 0] > 0).astype(np.int64)))
+        labels = (x[:, 0] + noise[:, 0] > 0).astype(np.int64)
+        return TensorDataset(torch.from_numpy(x), torch.from_numpy(labels))
     targets = (x[:, :findings] + noise > 0).astype(np.float32)
     mask = np.ones_like(targets, dtype=bool)
     return TensorDataset(*(torch.from_numpy(a) for a in (x, targets, mask)))
