@@ -221,3 +221,56 @@ def test_the_megapixel_default_is_the_librarys():
     for command in ("predict", "serve"):
         option = next(p for p in cli.commands[command].params if p.name == "max_megapixels")
         assert option.default * 1e6 == DEFAULT_MAX_PIXELS
+
+
+NOT_A_RUN = "/no/run: no config.json here or in clip/ (not a saved ChestCLIP or run)"
+NOT_PREPARED = "/no/prep: not a prepared dataset (missing studies.csv, images.csv, summary.json)"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["probe", "--run", "/no/run", "--data", "/no/prep"], NOT_A_RUN),
+        (["evaluate", "--run", "/no/run", "--data", "/no/prep"], NOT_PREPARED),
+        (["report", "--run", "/no/run"], "/no/run/eval/metrics.json: missing; run `chestclip eval"),
+        (["zeroshot", "--run", "/no/run", "--data", "/no/prep"], NOT_A_RUN),
+        (["retrieve", "--run", "/no/run", "--text", "effusion"], NOT_A_RUN),
+        (["explain", "--run", "/no/run", "--data", "/no/prep"], NOT_A_RUN),
+        (["run", "--config", "tiny", "--source", "/no/src", "--out", "o"], "/no/src: no such file"),
+        (
+            ["baseline", "image", "--data", "/no/prep", "--out", "o", "--config", "tiny"],
+            NOT_PREPARED,
+        ),
+        (["baseline", "text", "--data", "/no/prep", "--out", "o"], NOT_PREPARED),
+    ],
+)
+def test_every_command_names_a_missing_input_in_one_line(
+    monkeypatch, capsys, tmp_path, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line(*run_main(monkeypatch, capsys, *args), message)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["probe", "--run", "r", "--data", "d", "--features", "vision"], "'--features': 'vision'"),
+        (["evaluate", "--run", "r", "--data", "d", "--threshold", "median"], "'--threshold'"),
+        (["retrieve", "--run", "r"], "give --data to evaluate retrieval, or --image/--text"),
+        (
+            ["retrieve", "--run", "r", "--text", "effusion", "-k", "0"],
+            "'-k': 0 is not in the range",
+        ),
+        (["explain", "--run", "r"], "give --image FILE, or --data PREPARED for a batch"),
+        (["zeroshot", "--run", "r", "--data", "d", "--bootstrap", "-1"], "'--bootstrap'"),
+        (["baseline", "vision"], "No such command 'vision'"),
+    ],
+)
+def test_a_bad_option_is_one_error_line(monkeypatch, capsys, tmp_path, args, message):
+    """Click's usage errors: the usage, then one ``Error:`` line naming the option."""
+    monkeypatch.chdir(tmp_path)
+    code, captured = run_main(monkeypatch, capsys, *args)
+    errors = [line for line in captured.err.splitlines() if line.startswith("Error:")]
+    assert code == 2 and len(errors) == 1 and message in errors[0], captured.err
+    assert "Traceback" not in captured.err

@@ -82,3 +82,46 @@ def test_below_the_bag_of_words_is_flagged_only_when_the_interval_excludes_zero(
     if flagged:
         assert warnings[0].startswith("RED FLAG: multimodal_indication is below")
         assert "95% CI below 0" in warnings[0] and "−" in warnings[0]
+
+
+def _comparison(head: str, reference: str, value, low, high, study=(0.0, -0.1, 0.1)) -> dict:
+    """A comparison as ``compare_heads`` writes it, with a hand-chosen per-image difference."""
+    image = {"value": value, "ci_low": low, "ci_high": high, "n_boot": 400}
+    per_study = dict(zip(("value", "ci_low", "ci_high"), study, strict=True))
+    return {"head": head, "reference": reference, "levels": {"image": image, "study": per_study}}
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high", "flagged"),
+    [
+        (-0.08, -0.12, -0.03, True),  # the whole interval below 0
+        (-0.05, -0.11, 0.02, False),  # below as a point estimate, the interval holds 0
+        (-0.05, -0.11, 0.0, False),  # the interval reaches 0: not established
+        (0.04, 0.01, 0.08, False),  # above the bag-of-words
+        (-0.05, None, None, False),  # no bootstrap (n_boot=0): no interval, no claim
+    ],
+)
+def test_the_red_flag_is_raised_exactly_when_the_paired_interval_lies_below_zero(
+    value, low, high, flagged
+):
+    bag = _comparison("text_indication", "bag-of-words_indication", value, low, high)
+    warnings = below_baseline_warnings([bag])
+    assert len(warnings) == int(flagged)
+    if flagged:
+        assert warnings == [
+            "RED FLAG: text_indication is below the bag-of-words baseline on the same text: "
+            "ROC-AUC difference −0.080 (−0.120 to −0.030) per image, paired bootstrap over "
+            "patients, 95% CI below 0: the CLIP features lose information a word count keeps"
+        ]
+
+
+def test_the_red_flag_reads_the_bag_of_words_comparisons_per_image_only():
+    below = (-0.08, -0.12, -0.03)
+    comparisons = [
+        _comparison("multimodal", "image", *below),  # below another head: no bag-of-words claim
+        _comparison("text", "bag-of-words_indication+findings", 0.01, -0.02, 0.04, study=below),
+        _comparison("multimodal", "bag-of-words_indication+findings", *below),
+        _comparison("multimodal_indication", "bag-of-words_indication", *below),
+    ]
+    flagged = [w.split()[2] for w in below_baseline_warnings(comparisons)]
+    assert flagged == ["multimodal", "multimodal_indication"]

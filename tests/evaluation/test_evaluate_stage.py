@@ -5,14 +5,18 @@ import json
 import re
 import shutil
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import auc
 
 from chestclip.config import load_run_config
-from chestclip.evaluation.evaluate import evaluate
+from chestclip.evaluation import figures
+from chestclip.evaluation.evaluate import evaluate, write_figures
 from chestclip.evaluation.report import write_report
 from chestclip.evaluation.schema import validate_metrics
+from chestclip.utils.run_layout import RunLayout
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +168,34 @@ def test_finetuned_baseline_joins_the_evaluation(evaluated_run, prepared_phantom
     document = evaluate(other_run, prepared_phantoms, load_run_config("tiny"), n_boot=0)
     assert document["heads"]["image-finetuned"]["features"] == "image (fine-tuned)"
     assert document["heads"]["image-finetuned"]["text_fields"] is None
+
+
+def test_the_figures_plot_the_reported_numbers(evaluated_run, monkeypatch, tmp_path):
+    """What each figure draws is what metrics.json reports: the area under every plotted ROC
+    curve, every bar's height and error bar, every confusion count."""
+    run, document = evaluated_run
+    drawn = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.update({path.stem: fig}))
+    predictions = pd.read_csv(run / "eval/predictions.csv", dtype={"uid": str})
+    heads = document["heads"]
+    write_figures(RunLayout(tmp_path), predictions.query("split == 'test'"), heads)
+    aucs = {name: h["levels"]["image"]["metrics"]["roc_auc"] for name, h in heads.items()}
+
+    (roc,) = drawn["roc"].axes
+    curves = {line.get_label().split(" (AUC")[0]: line.get_data() for line in roc.get_lines()}
+    for name, metric in aucs.items():
+        assert auc(*curves[name]) == pytest.approx(metric["value"], abs=1e-6), name
+
+    (bars,) = drawn["modality_auc"].axes
+    assert [bar.get_height() for bar in bars.patches] == pytest.approx(
+        [metric["value"] for metric in aucs.values()], abs=1e-6
+    )
+    (error_bars,) = bars.collections  # one segment per bar, from the CI's low to its high end
+    ends = [tuple(segment[:, 1]) for segment in error_bars.get_segments()]
+    assert ends == pytest.approx([(m["ci_low"], m["ci_high"]) for m in aucs.values()], abs=1e-6)
+
+    for panel, (name, head) in zip(drawn["confusion"].axes, heads.items(), strict=True):
+        counts = [int(text.get_text()) for text in panel.texts]
+        assert counts == np.ravel(head["levels"]["image"]["confusion"]).tolist(), name
+    for figure in drawn.values():
+        plt.close(figure)

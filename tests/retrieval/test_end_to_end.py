@@ -25,7 +25,9 @@ def test_trained_clip_classifies_zero_shot_and_retrieves_above_chance(
         abnormal["n"] == len(test_images) and abnormal["n_positive"] == test_images["label"].sum()
     )
     assert auc["ci_low"] <= auc["value"] <= auc["ci_high"]
-    assert auc["value"] > 0.5
+    # the whole interval above chance (0.726 [0.652, 0.792] when written): untrained tiny CLIPs
+    # reach a point estimate above 0.5 half the time, never an interval
+    assert auc["ci_low"] > 0.5
 
     retrieval = evaluate_retrieval(build_index(model, tokenizer, data, "test"))
     for direction in ("image_to_report", "report_to_image"):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from chestclip.config import load_run_config
 from chestclip.data import PreparedData
@@ -15,7 +16,7 @@ from chestclip.training.finetune import finetune_image_baseline, load_image_base
 pytestmark = pytest.mark.slow
 
 
-def test_finetuned_baseline_scores_val_and_test(prepared_phantoms, tmp_path):
+def test_finetuned_baseline_scores_val_and_test(prepared_phantoms, tmp_path, validation_curves):
     config = load_run_config("tiny", ["pretrain.epochs=4"])
     directory = finetune_image_baseline(prepared_phantoms, tmp_path, config)
     scores = pd.read_csv(directory / "scores.csv")
@@ -26,6 +27,16 @@ def test_finetuned_baseline_scores_val_and_test(prepared_phantoms, tmp_path):
     info = json.loads((directory / "info.json").read_text())
     assert info["image_encoder"] == "tiny-resnet" and 0 <= info["best_epoch"] < 4
     assert (directory / "model.safetensors").is_file() and not (directory / "checkpoints").exists()
+    # the kept epoch is the best of the validation curve Lightning logged, and the kept model's
+    # validation scores have that AUC
+    (curve,) = validation_curves
+    assert len(curve.aucs) == 4 and max(curve.aucs) > min(curve.aucs)
+    assert info["best_epoch"] == int(np.argmax(curve.aucs))
+    assert info["val_auc"] == pytest.approx(max(curve.aucs), abs=1e-6)
+    val_scores = scores.query("split == 'val'")
+    assert roc_auc_score(val_scores["label"], val_scores["score"]) == pytest.approx(
+        info["val_auc"], abs=1e-6
+    )
 
     # the saved classifier reloads offline and reproduces its own validation scores
     classifier, loaded_info = load_image_baseline(tmp_path)

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from chestclip.config import load_run_config
+from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
-from chestclip.models import load_clip
+from chestclip.models import ClipLoss, load_clip
+from chestclip.training.clip_module import ClipModule
+from chestclip.training.datamodule import PairDataModule
 from chestclip.training.pretrain import pretrain
 
 pytestmark = pytest.mark.slow
@@ -36,6 +39,26 @@ def test_saved_model_is_the_best_checkpoint(trained_run):
     state = torch.load(trained_run.best_checkpoint, weights_only=True)["state_dict"]
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, state[f"model.{name}"]), name
+
+
+def test_the_kept_clip_is_the_epoch_with_the_lowest_validation_loss(trained_run, prepared_phantoms):
+    history = pd.read_csv(trained_run.run / "clip/metrics.csv")
+    lowest = history.loc[history["val_loss"].idxmin()]
+    assert history["val_loss"].max() > lowest["val_loss"]  # a curve to choose on
+    assert torch.load(trained_run.best_checkpoint, weights_only=True)["epoch"] == lowest["epoch"]
+    # RUN/clip itself, validated again on the same split, scores that lowest loss
+    model, tokenizer = load_clip(trained_run.run)
+    config = load_run_config(trained_run.run / "config.yaml")
+    datamodule = PairDataModule(
+        PreparedData(prepared_phantoms),
+        tokenizer,
+        config.pretrain.batch_size,
+        config.model.max_text_length,
+        views=config.pretrain.views,
+    )
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    (metrics,) = trainer.validate(ClipModule(model, ClipLoss()), datamodule=datamodule)
+    assert metrics["val/loss"] == pytest.approx(lowest["val_loss"], rel=1e-4)
 
 
 def test_existing_run_needs_resume(trained_run, prepared_phantoms):
