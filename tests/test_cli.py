@@ -236,9 +236,9 @@ NOT_PREPARED = "/no/prep: not a prepared dataset (missing studies.csv, images.cs
         (["zeroshot", "--run", "/no/run", "--data", "/no/prep"], NOT_A_RUN),
         (["retrieve", "--run", "/no/run", "--text", "effusion"], NOT_A_RUN),
         (["explain", "--run", "/no/run", "--data", "/no/prep"], NOT_A_RUN),
-        (["run", "--config", "tiny", "--source", "/no/src", "--out", "o"], "/no/src: no such file"),
+        (["run", "--config", "tiny", "--source", "/no/src", "--run", "o"], "/no/src: no such file"),
         (
-            ["baseline", "image", "--data", "/no/prep", "--out", "o", "--config", "tiny"],
+            ["baseline", "image", "--data", "/no/prep", "--run", "o", "--config", "tiny"],
             NOT_PREPARED,
         ),
         (["baseline", "text", "--data", "/no/prep", "--out", "o"], NOT_PREPARED),
