@@ -17,6 +17,7 @@ import pytest
 import torch.distributed as dist
 
 import chestclip
+from chestclip.data.prepare import describe_views
 from chestclip.phantom import generate_phantoms
 from chestclip.phantom.real_reports import VIEWS_FILE
 from chestclip.pipeline import STAGES
@@ -122,6 +123,10 @@ def test_real_download_runs_with_views_inferred(real_reports_fixture, one_proces
     layout = RunLayout(out)
     images = pd.read_csv(layout.prepared / "images.csv", dtype=str).set_index("image_id")
     assert set(images["projection_source"]) == {"inferred"}  # no view table in the download
+    # where the views came from, printed by `run` and stated in the report
+    views = describe_views(json.loads((layout.prepared / "summary.json").read_text()))
+    assert views.endswith(f"(from {len(images)} inferred)") and views in result.stdout
+    assert views in layout.report.read_text()
     # explained: test images inferred frontal, and drawn frontal
     explained = pd.read_csv(layout.explain / "roi.csv", dtype=str)["image_id"].unique()
     assert len(explained) == 4
