@@ -10,13 +10,16 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch.distributed as dist
+from click.testing import CliRunner
 
 import chestclip
+from chestclip.cli import cli
 from chestclip.data.prepare import describe_views
 from chestclip.phantom import generate_phantoms
 from chestclip.phantom.real_reports import VIEWS_FILE
@@ -114,7 +117,7 @@ def roc_auc_on_test(run: Path, head: str) -> dict[str, float]:
 
 
 @pytest.mark.real_data
-def test_real_download_runs_with_views_inferred(real_reports_fixture, one_process_run):
+def test_real_download_runs_with_views_inferred(real_reports_fixture, one_process_run, tmp_path):
     result, out = one_process_run
     assert_every_stage_ran_once(result, out)
     accuracy = inferred_view_accuracy(result, real_reports_fixture)
@@ -135,6 +138,14 @@ def test_real_download_runs_with_views_inferred(real_reports_fixture, one_proces
     assert set(images.loc[explained, "split"]) == {"test"}
     truth = pd.read_csv(real_reports_fixture / VIEWS_FILE, dtype=str).set_index("image_id")
     assert set(truth.loc[explained, "projection"]) == {"Frontal"}
+    # and `predict` answers for a film of the download, with nearest-report drafts
+    with tarfile.open(real_reports_fixture / "NLMCXR_png.tgz") as tar:
+        tar.extract(images.loc[explained[0], "file"], tmp_path, filter="data")
+    film = tmp_path / images.loc[explained[0], "file"]
+    answer = CliRunner().invoke(cli, ["predict", "--run", str(out), str(film), "--json"])
+    assert answer.exit_code == 0, answer.output
+    (prediction,) = [json.loads(line) for line in answer.stdout.splitlines()]
+    assert prediction["decisions"]["image"] in ("normal", "diseased") and prediction["drafts"]
 
 
 @pytest.mark.real_data
