@@ -13,7 +13,7 @@ FRONTAL_ONLY = ["pretrain.epochs=1", "pretrain.views=frontal"]
 
 def test_pretraining_falls_back_to_every_view(lateral_only, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="chestclip.data.dataset"):
-        result = pretrain(lateral_only, tmp_path, load_run_config("tiny", FRONTAL_ONLY))
+        pretrain(lateral_only, tmp_path, load_run_config("tiny", FRONTAL_ONLY))
     assert "no frontal image in split(s) train, val: pre-training uses every view" in caplog.text
     assert json.loads(RunLayout(tmp_path).training_data.read_text())["views_used"] == "all"
 
