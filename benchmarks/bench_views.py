@@ -142,7 +142,7 @@ def reports_fixture(reports: Path, studies: int, projections: Path | None) -> di
     """Build the real-reports fixture, prepare it, score the inferred views against the truth."""
     from chestclip.config import PrepareConfig
     from chestclip.data import prepare_dataset
-    from chestclip.phantom.real_reports import VIEWS_FILE, generate_from_reports
+    from chestclip.phantom.real_reports import check_inferred_views, generate_from_reports
 
     with tempfile.TemporaryDirectory() as tmp:
         fixture = generate_from_reports(
@@ -151,14 +151,12 @@ def reports_fixture(reports: Path, studies: int, projections: Path | None) -> di
         prepared = prepare_dataset(
             fixture.out, Path(tmp) / "prepared", PrepareConfig(image_size=64)
         )
-        images = pd.read_csv(prepared.out / "images.csv", dtype=str)
-        truth = pd.read_csv(fixture.out / VIEWS_FILE, dtype=str).set_index("image_id")
-        right = images["projection"] == images["image_id"].map(truth["projection"])
+        check = check_inferred_views(prepared.out)  # no view table: every view is inferred
         return {
             "reports": fixture.n_reports,
-            "images": len(images),
-            "inferred": int((images["projection_source"] == "inferred").sum()),
-            "accuracy": round(float(right.mean()), 4),
+            "images": prepared.counts["images"],
+            "inferred": check.inferred,
+            "accuracy": round(check.accuracy, 4),
         }
 
 

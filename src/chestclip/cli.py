@@ -275,6 +275,8 @@ def prepare(
     patient-split, cached dataset."""
     from chestclip.config import ConfigError, PrepareConfig, read_yaml, validate
     from chestclip.data import prepare_dataset
+    from chestclip.data.prepare import describe_views
+    from chestclip.phantom.real_reports import check_inferred_views
 
     settings = read_yaml(config_file).get("prepare", {}) if config_file else {}
     settings.update({k: v for k, v in options.items() if v is not None})
@@ -303,17 +305,10 @@ def prepare(
             f"  {split:5s}: {counts['patients']} patients, {counts['studies']} studies, "
             f"{counts['images']} images, {counts['normal']} normal / {counts['diseased']} diseased"
         )
-    by_source = summary["views_by_source"]
-    totals = {
-        view: sum(c[view] for c in by_source.values()) for view in next(iter(by_source.values()))
-    }
-    sources = ", ".join(
-        f"{sum(c.values())} {source}" for source, c in by_source.items() if any(c.values())
-    )
-    click.echo(
-        f"views: {totals['Frontal']} frontal, {totals['Lateral']} lateral, "
-        f"{totals['unknown']} unknown (from {sources})"
-    )
+    click.echo(describe_views(summary))
+    view_check = check_inferred_views(out)  # a phantom fixture's source: its true views
+    if view_check:
+        click.echo(view_check.describe())
     for problem in summary["partial"]:
         click.echo(f"warning: partial dataset: {problem}", err=True)
     if summary.get("shards_reused"):

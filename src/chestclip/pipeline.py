@@ -25,14 +25,16 @@ from typing import Any
 import torch
 
 from chestclip.config import RunConfig, load_run_config
-from chestclip.data import prepare_dataset
+from chestclip.data import PrepareSummary, prepare_dataset
 from chestclip.data.fingerprint import source_fingerprint
+from chestclip.data.prepare import describe_views
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.evaluate import evaluate
 from chestclip.evaluation.report import write_report
 from chestclip.explain.stage import explain_split
 from chestclip.inference.model_card import write_model_card
 from chestclip.phantom import generate_phantoms
+from chestclip.phantom.real_reports import check_inferred_views
 from chestclip.retrieval.stage import run_retrieval, run_zero_shot
 from chestclip.training.finetune import finetune_image_baseline
 from chestclip.training.pretrain import pretrain
@@ -120,9 +122,14 @@ def stage_fingerprints(
 
 
 def stage_actions(
-    config: RunConfig, source: Path, layout: RunLayout, options: RunOptions
+    config: RunConfig,
+    source: Path,
+    layout: RunLayout,
+    options: RunOptions,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Callable[[dict[str, Any]], Any]]:
-    """What each stage does, given rank 0's decision (``resume`` for pretrain)."""
+    """What each stage does, given rank 0's decision (``resume`` for pretrain); ``log`` prints
+    what a stage found that the user must see."""
     run, prepared = layout.root, layout.prepared
     device = resolve_device(options.device)
     precision, n_boot = config.pretrain.precision, options.n_boot
@@ -132,7 +139,7 @@ def stage_actions(
         return probe(run, prepared, config, device=device)
 
     return {
-        "prepare": lambda d: prepare_dataset(source, prepared, config.prepare),
+        "prepare": lambda d: prepare_and_describe(source, prepared, config, log),
         "pretrain": lambda d: pretrain(prepared, run, config, resume=d["resume"]),
         "probe": fresh_heads,
         "baseline": lambda d: finetune_image_baseline(prepared, run, config),
@@ -146,6 +153,19 @@ def stage_actions(
         "retrieve": lambda d: run_retrieval(run, prepared, device=device, precision=precision),
         "report": lambda d: (write_report(run), write_model_card(run)),
     }
+
+
+def prepare_and_describe(
+    source: Path, prepared: Path, config: RunConfig, log: Callable[[str], None]
+) -> PrepareSummary:
+    """``prepare``, then where the views came from, and, on a phantom fixture of the real
+    download, how many of the inferred views are right (``check_inferred_views``)."""
+    summary = prepare_dataset(source, prepared, config.prepare)
+    log(describe_views(summary.counts))
+    view_check = check_inferred_views(prepared)
+    if view_check:
+        log(view_check.describe())
+    return summary
 
 
 def join_spawned_call() -> None:
@@ -184,7 +204,7 @@ def run_pipeline(
     leader = is_leader()
     say = log if leader else (lambda _: None)
     fingerprints = stage_fingerprints(config, source, options)
-    actions = stage_actions(config, source, layout, options)
+    actions = stage_actions(config, source, layout, options, say)
     try:
         for stage in STAGES:
             fingerprint = fingerprints[stage.name]

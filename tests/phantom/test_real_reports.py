@@ -2,6 +2,7 @@
 
 import io
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,8 +11,9 @@ import pytest
 from chestclip.config import PrepareConfig
 from chestclip.data import prepare_dataset
 from chestclip.data.openi import parse_report_xml
+from chestclip.errors import ChestClipError
 from chestclip.phantom.mesh import findings_from_mesh
-from chestclip.phantom.real_reports import VIEWS_FILE, generate_from_reports
+from chestclip.phantom.real_reports import VIEWS_FILE, check_inferred_views, generate_from_reports
 
 
 def _kinds(terms):
@@ -105,11 +107,9 @@ def test_every_real_report_keeps_the_real_counts(real_iu, tmp_path):
     assert accuracy >= 0.97
 
 
-def test_cli_phantom_reports_on_a_small_archive(tmp_path):
-    from click.testing import CliRunner
-
-    from chestclip.cli import cli
-
+def small_reports_archive(folder: Path) -> Path:
+    """A 3-report NLMCXR_reports.tgz: a two-image cardiomegaly study, a normal report without
+    images, a one-image study whose only term draws nothing."""
     xml = "<eCitation><uId id='CXR{uid}'/><MeSH><major>{term}</major></MeSH>{images}</eCitation>"
     image = "<parentImage id='CXR{uid}_IM-0001-{n}001'/>"
     reports = {
@@ -118,12 +118,21 @@ def test_cli_phantom_reports_on_a_small_archive(tmp_path):
         2: xml.format(uid=2, term="normal", images=""),
         3: xml.format(uid=3, term="Calcified Granuloma", images=image.format(uid=3, n=1)),
     }  # fmt: skip
-    archive = tmp_path / "NLMCXR_reports.tgz"
+    archive = folder / "NLMCXR_reports.tgz"
     with tarfile.open(archive, "w:gz") as tar:
         for uid, text in reports.items():
             info = tarfile.TarInfo(f"ecgen-radiology/{uid}.xml")
             info.size = len(text.encode())
             tar.addfile(info, io.BytesIO(text.encode()))
+    return archive
+
+
+def test_cli_phantom_reports_on_a_small_archive(tmp_path):
+    from click.testing import CliRunner
+
+    from chestclip.cli import cli
+
+    archive = small_reports_archive(tmp_path)
     out = tmp_path / "fixture"
     args = ["phantom", "--reports", str(archive), "--out", str(out), "--image-size", "64"]
     result = CliRunner().invoke(cli, args)
@@ -137,3 +146,31 @@ def test_cli_phantom_reports_on_a_small_archive(tmp_path):
     assert list(views["projection"]) == ["Frontal", "Lateral", "Frontal"]  # first is frontal
     again = CliRunner().invoke(cli, [*args, "--layout", "kaggle"])
     assert again.exit_code != 0 and "--reports writes the OpenI layout" in again.output
+
+
+def test_inferred_views_are_checked_against_the_phantom_truth(tmp_path):
+    from click.testing import CliRunner
+
+    from chestclip.cli import cli
+
+    fixture = generate_from_reports(small_reports_archive(tmp_path), tmp_path / "f", image_size=64)
+    prepared = tmp_path / "prepared"
+    args = ["prepare", "--source", str(fixture.out), "--out", str(prepared), "--image-size", "64"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    truth_path = fixture.out / VIEWS_FILE
+    assert "views: 2 frontal, 1 lateral, 0 unknown (from 3 inferred)" in result.output
+    assert f"views inferred: 3; accuracy against {truth_path}: 100.0% (3 of 3)" in result.output
+    # a wrong inference is counted: the truth says otherwise for one image; one is not listed
+    truth = pd.read_csv(truth_path, dtype=str)
+    flipped = {"Frontal": "Lateral", "Lateral": "Frontal"}
+    truth.loc[0, "projection"] = flipped[truth.loc[0, "projection"]]
+    truth.iloc[:2].to_csv(truth_path, index=False)
+    check = check_inferred_views(prepared)
+    assert (check.inferred, check.checked, check.correct) == (3, 2, 1)
+    assert check.describe().endswith(": 50.0% (1 of 2)")
+    truth_path.write_text("image_id,view\n1_IM-0001-1001,Frontal\n")
+    with pytest.raises(ChestClipError, match=f"{truth_path}: not a phantom view table"):
+        check_inferred_views(prepared)
+    truth_path.unlink()  # not a phantom fixture: nothing to check against
+    assert check_inferred_views(prepared) is None

@@ -130,6 +130,22 @@ def _view_counts(images: pd.DataFrame) -> dict[str, dict[str, int]]:
     }
 
 
+def describe_views(counts: dict[str, Any]) -> str:
+    """One line of a summary's ``views_by_source``: frontal, lateral and unknown images, and
+    how many of them had their view from metadata, inferred or from nowhere."""
+    by_source = counts["views_by_source"]
+    totals = {
+        view: sum(c[view] for c in by_source.values()) for view in (FRONTAL, LATERAL, UNKNOWN)
+    }
+    sources = ", ".join(
+        f"{sum(c.values())} {source}" for source, c in by_source.items() if any(c.values())
+    )
+    return (
+        f"views: {totals[FRONTAL]} frontal, {totals[LATERAL]} lateral, {totals[UNKNOWN]} unknown "
+        f"(from {sources or 'no images'})"
+    )
+
+
 def decode_images(
     images: pd.DataFrame,
     archive: str | None,

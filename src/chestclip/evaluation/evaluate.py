@@ -196,6 +196,7 @@ def write_evaluation(
         "chestclip_version": __version__,
         "data": {
             **{key: data.summary.get(key) for key in ("source", "layout", "studies", "images")},
+            "views_by_source": data.summary.get("views_by_source"),
             "splits": data.summary["splits"],
             "skipped_by_reason": data.summary.get("skipped_by_reason", {}),
         },

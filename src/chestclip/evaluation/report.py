@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chestclip.data.prepare import describe_views
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.metrics import format_difference, metric_parts
 from chestclip.explain.summary import summary_table
@@ -100,9 +101,11 @@ def data_table(data: dict[str, Any]) -> str:
     )
     skipped = data.get("skipped_by_reason") or {}
     skip_text = ", ".join(f"{n} {html.escape(r)}" for r, n in skipped.items()) or "none"
+    # where the views came from: on a download without view tables, every one is inferred
+    views = f"; {describe_views(data)}" if data.get("views_by_source") else ""
     return (
         f"<p>source <code>{html.escape(str(data.get('source')))}</code> ({data.get('layout')} layout); "
-        f"skipped: {skip_text}</p><table><tr><th>split</th><th>patients</th><th>images</th>"
+        f"skipped: {skip_text}{views}</p><table><tr><th>split</th><th>patients</th><th>images</th>"
         f"<th>normal</th><th>diseased</th></tr>{rows}</table>"
     )
 

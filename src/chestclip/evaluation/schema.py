@@ -18,6 +18,8 @@ Top level (no other keys allowed):
   - `splits` — object `{split name: {patients, studies, images, normal, diseased}}`, integers
     ≥ 0, exactly the `splits` block of the prepare stage's `summary.json`; normal/diseased count
     studies (IU X-Ray: one study per patient); `studies` is absent from older summaries.
+  - `views_by_source` — object or null, `{metadata|inferred|none: {Frontal, Lateral, unknown}}`
+    image counts, the prepare stage's `summary.json` block (null before it existed).
 - `heads` — object `{head name: head result}`, one entry per classifier evaluated (e.g.
   `image`, `text`, `multimodal`, `bag_of_words`). A head result is the output of
   `chestclip.evaluation.metrics.evaluate_head` plus three provenance keys:

@@ -11,6 +11,7 @@ download iu-xray --only reports --only images`` would leave (the archives, no vi
 and, in files ``prepare`` ignores, the phantom truth: ``phantom_views.csv`` (the view drawn for
 every image), ``phantom_truth.csv`` and ``masks/`` (lesions, as ``generate_phantoms`` writes
 them) and ``phantom_params.json`` (arguments, and the MeSH terms that drew nothing, counted).
+``check_inferred_views`` scores the views ``prepare`` inferred against ``phantom_views.csv``.
 
 Lesions follow each report's MeSH terms (``chestclip.phantom.mesh``; "normal" draws none) and are
 drawn on its frontal images; all images of a report show one patient. Which images are frontal:
@@ -37,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 import chestclip
+from chestclip.data.dataset import PreparedData
 from chestclip.data.openi import IMAGES_ARCHIVE, REPORTS_ARCHIVE, canonical_id, parse_report_xml
-from chestclip.data.records import FRONTAL, LATERAL
+from chestclip.data.records import FRONTAL, INFERRED, LATERAL
 from chestclip.errors import ChestClipError
 from chestclip.phantom.exposure import expose
 from chestclip.phantom.findings import draw_frontal
@@ -64,6 +66,28 @@ class ReportPhantomSummary:
     n_frontal: int
     n_with_lesions: int  # reports whose terms drew at least one finding
     unmapped_terms: dict[str, int]  # MeSH term → reports in which it drew nothing
+
+
+@dataclass(frozen=True)
+class ViewCheck:
+    """The views ``prepare`` inferred for a prepared dataset, scored against the phantom truth."""
+
+    truth: Path  # the phantom_views.csv scored against
+    inferred: int  # images whose view was inferred
+    checked: int  # of those, the images the truth lists
+    correct: int  # of those, the images inferred as the view they were drawn in
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.checked if self.checked else None
+
+    def describe(self) -> str:
+        if self.accuracy is None:
+            return f"views inferred: {self.inferred}; none of them listed in {self.truth}"
+        return (
+            f"views inferred: {self.inferred}; accuracy against {self.truth}: "
+            f"{self.accuracy:.1%} ({self.correct} of {self.checked})"
+        )
 
 
 @dataclass(frozen=True)
@@ -258,3 +282,25 @@ def _write_reports(path: Path, reports: list[_Report]) -> None:
             info = tarfile.TarInfo(report.member.name)
             info.size, info.mtime, info.mode = len(report.data), report.member.mtime, 0o644
             tar.addfile(info, io.BytesIO(report.data))
+
+
+def check_inferred_views(prepared: str | Path) -> ViewCheck | None:
+    """The views inferred in the prepared dataset ``prepared`` against the ``phantom_views.csv``
+    of its source (in the source folder, or beside the source archive); None when the source
+    has no such file (it is not a phantom fixture)."""
+    data = PreparedData(prepared)
+    source = Path(data.summary["source"])
+    truth_path = (source if source.is_dir() else source.parent) / VIEWS_FILE
+    if not truth_path.is_file():
+        return None
+    try:
+        truth = pd.read_csv(truth_path, usecols=["image_id", "projection"], dtype=str)
+    except (ValueError, OSError) as err:
+        problem = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ChestClipError(f"{truth_path}: not a phantom view table: {problem}") from None
+    drawn = truth.drop_duplicates("image_id").set_index("image_id")["projection"]
+    inferred = data.images[data.images["projection_source"] == INFERRED]
+    expected = inferred["image_id"].map(drawn)
+    listed = expected.notna()
+    correct = int((inferred["projection"][listed] == expected[listed]).sum())
+    return ViewCheck(truth_path, len(inferred), int(listed.sum()), correct)
