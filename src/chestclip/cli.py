@@ -323,6 +323,7 @@ def probe(
 ) -> None:
     """Train MLP heads on frozen CLIP features (best epoch chosen on validation), and the
     leakage-ablation heads on the indication alone."""
+    from chestclip.training.findings_probe import probe_findings
     from chestclip.training.probe import FEATURE_CHOICES
     from chestclip.training.probe import probe as run_probe
 
@@ -335,6 +336,13 @@ def probe(
         click.echo(
             f"{head.name:28s} best epoch {head.best_epoch:3d}, validation AUC {head.val_auc:.3f}"
         )
+    if config.probe.findings:  # multi-label heads, when the prepared data has findings
+        kinds = FEATURE_CHOICES[features]
+        for head in probe_findings(run_dir, data_dir, config, kinds, fields, device):
+            click.echo(
+                f"findings/{head.name:19s} best epoch {head.best_epoch:3d}, "
+                f"validation macro AUC {head.val_auc:.3f}"
+            )
 
 
 @cli.command()
@@ -365,6 +373,7 @@ def evaluate(
     config = run_config(run_dir, config_file, ())
     document = run_evaluate(run_dir, data_dir, config, threshold, bootstrap, device)
     print_metrics(document, Path(run_dir))
+    print_findings(Path(run_dir))
 
 
 def print_metrics(document: dict, out: Path) -> None:
@@ -377,6 +386,19 @@ def print_metrics(document: dict, out: Path) -> None:
     for warning in document["warnings"]:
         click.echo(f"warning: {warning}")
     click.echo(f"→ {RunLayout(out).metrics}")
+
+
+def print_findings(run_dir: Path) -> None:
+    """The multi-label heads' per-finding table, when the run has one (RUN/eval/findings.json)."""
+    import json
+
+    from chestclip.evaluation.findings import findings_lines
+
+    path = RunLayout(run_dir).findings_metrics
+    if path.is_file():
+        for line in findings_lines(json.loads(path.read_text())):
+            click.echo(line)
+        click.echo(f"→ {path}")
 
 
 def print_comparisons(comparisons: list[dict]) -> None:
@@ -804,6 +826,7 @@ def run_command(
     config = load_run_config(config_file, list(overrides))
     run = run_pipeline(config, source, out, click.echo, bootstrap, explain_limit, device)
     if is_leader():
+        print_findings(run)
         click.echo(f"→ {RunLayout(run).report}")
 
 

@@ -34,6 +34,7 @@ from chestclip.explain.stage import explain_split
 from chestclip.inference.model_card import write_model_card
 from chestclip.phantom import generate_phantoms
 from chestclip.retrieval.stage import run_retrieval, run_zero_shot
+from chestclip.training.findings_probe import probe_findings
 from chestclip.training.finetune import finetune_image_baseline
 from chestclip.training.pretrain import pretrain
 from chestclip.training.probe import probe
@@ -129,7 +130,10 @@ def stage_actions(
 
     def fresh_heads(decision: dict[str, Any]) -> Any:
         shutil.rmtree(layout.heads, ignore_errors=True)  # no head of an older CLIP survives
-        return probe(run, prepared, config, device=device)
+        heads = probe(run, prepared, config, device=device)
+        if config.probe.findings:  # multi-label heads, when the prepared data has findings
+            heads += probe_findings(run, prepared, config, device=device)
+        return heads
 
     return {
         "prepare": lambda d: prepare_dataset(source, prepared, config.prepare),
