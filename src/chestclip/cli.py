@@ -712,13 +712,12 @@ def predict(
             click.echo("  no decision: " + "; ".join(result.trust["reasons"]))
             continue
         for head, probability in result.probabilities.items():
-            threshold, decision = result.thresholds[head], result.decisions[head]
-            verdict = (
-                f"{decision} (threshold {threshold:.3f})"
-                if threshold is not None
-                else "no threshold: run evaluate"
-            )
+            verdict = verdict_text(result.decisions[head], result.thresholds[head])
             click.echo(f"  {head:24s} P(diseased) {probability:.3f} → {verdict}")
+        for head, findings in result.findings.items():  # the multi-label heads, if any
+            for finding, found in findings.items():
+                verdict = verdict_text(found["decision"], found["threshold"])
+                click.echo(f"  {head:24s} {finding:28s} P {found['probability']:.3f} → {verdict}")
         zones = (
             ", ".join(f"{zone} {share:.0%}" for zone, share in result.top_zones) or "map is empty"
         )
@@ -731,6 +730,13 @@ def predict(
             click.echo(f"  draft {draft['rank']} ({draft['similarity']:.2f}): {report}")
     if failed:
         raise SystemExit(1)
+
+
+def verdict_text(decision: str | None, threshold: float | None) -> str:
+    """``diseased (threshold 0.412)``, or why there is no decision."""
+    if threshold is None:
+        return "no threshold: run evaluate"
+    return f"{decision} (threshold {threshold:.3f})"
 
 
 @cli.command()
