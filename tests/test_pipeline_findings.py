@@ -6,18 +6,21 @@ ROC-AUC > 0.8."""
 
 import json
 import re
+import shutil
 import sys
 
 import pytest
 from click.testing import CliRunner
 
 from chestclip.cli import cli, main
+from chestclip.config import load_run_config
 from chestclip.data import PreparedData
-from chestclip.evaluation.findings import FINDINGS_PREFIX
+from chestclip.evaluation.findings import FINDINGS_PREFIX, evaluate_finding_heads
 from chestclip.evaluation.metrics import format_with_ci
 from chestclip.evaluation.schema import validate_findings
 from chestclip.inference.predict import Prediction
 from chestclip.phantom import generate_phantoms
+from chestclip.training.findings_probe import probe_findings
 from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
 pytestmark = pytest.mark.slow
@@ -107,3 +110,27 @@ def test_image_only_chexpert_stops_after_prepare_with_one_line(tmp_path, monkeyp
     assert exit_info.value.code == 1 and len(error) == 1
     assert "CLIP pre-training needs report text" in error[0] and "image-only" in error[0]
     assert json.loads(RunLayout(out).stage_record("prepare").read_text())["status"] == "done"
+
+
+@pytest.fixture(scope="module")
+def learnt_findings(trained_run, prepared_phantoms, tmp_path_factory):
+    """findings.json of an image-only multi-label head on the shared tiny CLIP (600 IU-layout
+    phantom studies, lesions at visibility 3, MeSH terms mapped to the CheXpert names), in a
+    copy of that run so the other tests' runs keep binary heads only."""
+    run = tmp_path_factory.mktemp("findings") / "run"
+    skip = shutil.ignore_patterns("checkpoints", "logs", "heads", "eval")
+    shutil.copytree(trained_run.run, run, ignore=skip)
+    heads = probe_findings(run, prepared_phantoms, load_run_config("tiny"), kinds=("image",))
+    assert [head.name for head in heads] == ["image"]
+    return evaluate_finding_heads(RunLayout(run), PreparedData(prepared_phantoms), n_boot=200)
+
+
+def test_a_finding_drawn_on_the_image_is_learnt(learnt_findings):
+    # per study: lesions are drawn on the frontal film only; a lateral view of the same study
+    # carries the label without showing it, and a study averages its views
+    study = learnt_findings["heads"][FINDINGS_PREFIX + "image"]["levels"]["study"]["findings"]
+    for drawn in ("Cardiomegaly", "Lung Opacity"):
+        entry = study[drawn]
+        assert entry["status"] == "ok" and entry["n_positive"] >= 10, drawn
+        assert entry["metrics"]["roc_auc"]["value"] > 0.8, drawn
+        assert entry["metrics"]["roc_auc"]["ci_low"] > 0.5, drawn
