@@ -11,7 +11,6 @@ Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from chestclip import __version__
 from chestclip.config import RunConfig
 from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
@@ -41,7 +39,7 @@ from chestclip.evaluation.figures import (
 )
 from chestclip.evaluation.findings import evaluate_finding_heads
 from chestclip.evaluation.metrics import evaluate_head, format_difference, reliability_bins
-from chestclip.evaluation.schema import SCHEMA_VERSION, validate_metrics
+from chestclip.evaluation.schema import SCHEMA_VERSION, document_header, validate_metrics
 from chestclip.inference.trust import fit_guard
 from chestclip.models import load_clip
 from chestclip.training.probe import head_logits, load_head
@@ -183,14 +181,7 @@ def write_evaluation(
     comparisons = compare_heads(frames["test"], heads, n_boot, seed)
     warnings += below_baseline_warnings(comparisons)
     document = {
-        "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "chestclip_version": __version__,
-        "data": {
-            **{key: data.summary.get(key) for key in ("source", "layout", "studies", "images")},
-            "splits": data.summary["splits"],
-            "skipped_by_reason": data.summary.get("skipped_by_reason", {}),
-        },
+        **document_header(SCHEMA_VERSION, data.summary),
         "heads": results,
         "comparisons": comparisons,
         "warnings": warnings,

@@ -10,20 +10,22 @@ them (older ones are removed: they would describe heads that no longer exist).
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import pandas as pd
 import torch
 
-from chestclip import __version__
 from chestclip.data import PreparedData
 from chestclip.evaluation.baselines import LEAK_WARNING, text_leaks_findings
 from chestclip.evaluation.features import FeatureCache
 from chestclip.evaluation.figures import plot_finding_aucs
 from chestclip.evaluation.metrics import ThresholdMethod, format_with_ci
 from chestclip.evaluation.multilabel import evaluate_findings
-from chestclip.evaluation.schema import FINDINGS_SCHEMA_VERSION, validate_findings
+from chestclip.evaluation.schema import (
+    FINDINGS_SCHEMA_VERSION,
+    document_header,
+    validate_findings,
+)
 from chestclip.models import load_clip
 from chestclip.training.findings_probe import finding_targets
 from chestclip.training.probe import head_logits, load_head
@@ -115,13 +117,7 @@ def evaluate_finding_heads(
         }
         predictions += [long_predictions(data, split, name, scores[split]) for split in SPLITS]
     document = {
-        "schema_version": FINDINGS_SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "chestclip_version": __version__,
-        "data": {
-            **{key: data.summary.get(key) for key in ("source", "layout", "studies", "images")},
-            "splits": data.summary["splits"],
-        },
+        **document_header(FINDINGS_SCHEMA_VERSION, data.summary),
         "label_policy": {k: data.summary["config"].get(k) for k in ("uncertain", "missing")},
         "heads": heads,
         "warnings": warnings,

@@ -93,10 +93,12 @@ Written only when the run has multi-label heads (`RUN/heads/findings/`). Top lev
 
 from __future__ import annotations
 
+import datetime
 import math
 from numbers import Integral, Real
 from typing import Any
 
+from chestclip import __version__
 from chestclip.evaluation.baselines import text_leaks_findings
 from chestclip.evaluation.metrics import LEVELS, METRIC_NAMES, THRESHOLD_METHODS
 
@@ -194,22 +196,38 @@ DATA_SCHEMA = _object(
     required=["splits"],
     extra=True,
 )
-METRICS_SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://chestclip/schemas/eval-metrics-v2.json",
-    "title": "chestclip evaluation metrics (RUN/eval/metrics.json)",
-    **_object(
-        {
-            "schema_version": {"type": "integer", "enum": [SCHEMA_VERSION]},
-            "created": {"type": "string"},
-            "chestclip_version": {"type": "string"},
-            "data": DATA_SCHEMA,
-            "heads": {"type": "object", "additionalProperties": HEAD_SCHEMA},
-            "comparisons": {"type": "array", "items": COMPARISON_SCHEMA},
-            "warnings": {"type": "array", "items": {"type": "string"}},
-        }
-    ),
-}
+_WARNINGS = {"type": "array", "items": {"type": "string"}}
+
+
+def _document(name: str, title: str, version: int, properties: dict) -> dict:
+    """The schema of an evaluation document: the shared header (version, time, chestclip
+    version, data) and ``properties``."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://chestclip/schemas/{name}-v{version}.json",
+        "title": title,
+        **_object(
+            {
+                "schema_version": {"type": "integer", "enum": [version]},
+                "created": {"type": "string"},
+                "chestclip_version": {"type": "string"},
+                "data": DATA_SCHEMA,
+                **properties,
+            }
+        ),
+    }
+
+
+METRICS_SCHEMA = _document(
+    "eval-metrics",
+    "chestclip evaluation metrics (RUN/eval/metrics.json)",
+    SCHEMA_VERSION,
+    {
+        "heads": {"type": "object", "additionalProperties": HEAD_SCHEMA},
+        "comparisons": {"type": "array", "items": COMPARISON_SCHEMA},
+        "warnings": _WARNINGS,
+    },
+)
 
 FINDINGS_SCHEMA_VERSION = 1
 _FINDING_STATUS = ["ok", "too_few_positives", "too_few_negatives", "no_threshold"]
@@ -249,31 +267,41 @@ FINDINGS_LEVEL_SCHEMA = _object(
         "bootstrap": _object({**_FINDINGS_BOOTSTRAP, "min_positives": _COUNT}),
     }
 )
-FINDINGS_SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://chestclip/schemas/eval-findings-v1.json",
-    "title": "chestclip multi-label findings (RUN/eval/findings.json)",
-    **_object(
-        {
-            "schema_version": {"type": "integer", "enum": [FINDINGS_SCHEMA_VERSION]},
-            "created": {"type": "string"},
-            "chestclip_version": {"type": "string"},
-            "data": DATA_SCHEMA,
-            "label_policy": _object({"uncertain": _POLICY, "missing": _POLICY}),
-            "heads": {
-                "type": "object",
-                "additionalProperties": _object(
-                    {
-                        **_PROVENANCE,
-                        "not_trained": _REASONS,
-                        "levels": _object(dict.fromkeys(LEVELS, FINDINGS_LEVEL_SCHEMA)),
-                    }
-                ),
-            },
-            "warnings": {"type": "array", "items": {"type": "string"}},
-        }
-    ),
-}
+FINDINGS_SCHEMA = _document(
+    "eval-findings",
+    "chestclip multi-label findings (RUN/eval/findings.json)",
+    FINDINGS_SCHEMA_VERSION,
+    {
+        "label_policy": _object({"uncertain": _POLICY, "missing": _POLICY}),
+        "heads": {
+            "type": "object",
+            "additionalProperties": _object(
+                {
+                    **_PROVENANCE,
+                    "not_trained": _REASONS,
+                    "levels": _object(dict.fromkeys(LEVELS, FINDINGS_LEVEL_SCHEMA)),
+                }
+            ),
+        },
+        "warnings": _WARNINGS,
+    },
+)
+
+
+def document_header(version: int, summary: dict[str, Any]) -> dict[str, Any]:
+    """The header every evaluation document starts with: schema version, time (UTC), chestclip
+    version and the evaluated data, from the prepared dataset's ``summary``."""
+    return {
+        "schema_version": version,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "chestclip_version": __version__,
+        "data": {
+            **{key: summary.get(key) for key in ("source", "layout", "studies", "images")},
+            "splits": summary["splits"],
+            "skipped_by_reason": summary.get("skipped_by_reason", {}),
+        },
+    }
+
 
 # Hand-written rather than the `jsonschema` package: only this subset is needed, and it is not
 # a dependency of chestclip.

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -27,11 +26,11 @@ from chestclip.models.heads import MultiLabelHead
 from chestclip.training.classifier_module import MultiLabelModule
 from chestclip.training.probe import (
     TrainedHead,
-    fit_and_save,
     head_features,
     head_metadata,
     head_name,
     head_plan,
+    train_head,
 )
 from chestclip.utils.device import resolve_device
 from chestclip.utils.run_layout import RunLayout
@@ -97,9 +96,6 @@ def probe_findings(
     for kind, fields in head_plan(kinds, text_fields, settings.ablation, prepared_fields):
         name = head_name(kind, fields)
         train_x, val_x = (head_features(cache, kind, split, fields) for split in ("train", "val"))
-        L.seed_everything(config.seed, verbose=False)
-        head = MultiLabelHead(train_x.shape[1], names, settings.hidden_sizes, settings.dropout)
-        module = MultiLabelModule(head, settings.optimizer, settings.lr, settings.weight_decay)
         metadata = {
             **head_metadata(layout, data, kind, fields, name),
             "task": "findings",
@@ -108,8 +104,13 @@ def probe_findings(
             "label_policy": policy,
         }
         trained.append(
-            fit_and_save(
-                module,
+            train_head(
+                lambda in_dim: MultiLabelModule(
+                    MultiLabelHead(in_dim, names, settings.hidden_sizes, settings.dropout),
+                    settings.optimizer,
+                    settings.lr,
+                    settings.weight_decay,
+                ),
                 (train_x, *arrays["train"]),
                 (val_x, *arrays["val"]),
                 settings,

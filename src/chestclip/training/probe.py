@@ -11,7 +11,7 @@ an older CLIP is refused, never scored.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,25 +81,7 @@ def _loader(arrays: Sequence[np.ndarray], batch_size: int, shuffle: bool) -> Dat
 
 
 def train_head(
-    name: str,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    settings: ProbeConfig,
-    directory: Path,
-    seed: int,
-    metadata: dict,
-    device: torch.device | None = None,
-) -> TrainedHead:
-    """Train one head on ``device``; keep the epoch with the best validation AUC; save it as
-    safetensors."""
-    L.seed_everything(seed, verbose=False)
-    head = MLPHead(train[0].shape[1], settings.hidden_sizes, settings.dropout)
-    module = ClassifierModule(head, settings.optimizer, settings.lr, settings.weight_decay)
-    return fit_and_save(module, train, val, settings, directory, seed, metadata, device)
-
-
-def fit_and_save(
-    module: ClassifierModule,
+    build: Callable[[int], ClassifierModule],
     train: Sequence[np.ndarray],
     val: Sequence[np.ndarray],
     settings: ProbeConfig,
@@ -108,8 +90,11 @@ def fit_and_save(
     metadata: dict,
     device: torch.device | None = None,
 ) -> TrainedHead:
-    """Fit ``module`` (its classifier an ``MLPHead``) on (features, targets[, mask]) arrays,
-    keep the best validation epoch, and save the head with ``metadata`` in ``directory``."""
+    """Train the module ``build(in_dim)`` makes (its classifier an ``MLPHead``, weights drawn
+    after seeding) on (features, targets[, mask]) arrays on ``device``; keep the epoch with the
+    best validation AUC; save the head as safetensors with ``metadata`` in ``directory``."""
+    L.seed_everything(seed, verbose=False)
+    module = build(train[0].shape[1])
     head = module.classifier
     with atomic_directory(directory) as tmp:
         best_epoch, val_auc = fit_keep_best(
@@ -214,17 +199,23 @@ def probe(
     cache = FeatureCache(layout.root, model, tokenizer, data, config.pretrain.precision)
     labels = {split: data.split_images(split)["label"].to_numpy() for split in ("train", "val")}
     prepared_fields = tuple(data.summary["config"]["text_fields"])
-    plan = head_plan(kinds, text_fields, config.probe.ablation, prepared_fields)
+    settings = config.probe
+    plan = head_plan(kinds, text_fields, settings.ablation, prepared_fields)
     trained = []
     for kind, fields in plan:
         name = head_name(kind, fields)
         train_x, val_x = (head_features(cache, kind, split, fields) for split in ("train", "val"))
         trained.append(
             train_head(
-                name,
+                lambda in_dim: ClassifierModule(
+                    MLPHead(in_dim, settings.hidden_sizes, settings.dropout),
+                    settings.optimizer,
+                    settings.lr,
+                    settings.weight_decay,
+                ),
                 (train_x, labels["train"]),
                 (val_x, labels["val"]),
-                config.probe,
+                settings,
                 layout.head(name),
                 config.seed,
                 head_metadata(layout, data, kind, fields, name),
