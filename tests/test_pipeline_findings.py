@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from chestclip.cli import cli, main
 from chestclip.config import load_run_config
@@ -20,6 +21,7 @@ from chestclip.evaluation.metrics import format_with_ci
 from chestclip.evaluation.schema import validate_findings
 from chestclip.inference.predict import Prediction
 from chestclip.phantom import generate_phantoms
+from chestclip.serve import create_app
 from chestclip.training.findings_probe import probe_findings
 from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
@@ -94,6 +96,23 @@ def test_predict_json_gives_every_finding_a_probability_and_decision(layout_run,
     for found in findings.values():
         assert 0 <= found["probability"] <= 1 and found["decision"] in ("present", "absent")
     assert "findings" not in Prediction("x.png").as_dict()  # a binary-only run's JSON is as before
+
+
+def test_serve_api_returns_every_finding(layout_run):
+    layout_name, run, _ = layout_run
+    if layout_name != "mimic":
+        pytest.skip("one layout is enough: serve reads heads, not layouts")
+    client = TestClient(create_app(run), base_url="http://localhost")
+    names = json.loads((RunLayout(run).finding_head("image") / HEAD_FILE).read_text())["findings"]
+    assert client.get("/api/model").json()["findings"][FINDINGS_PREFIX + "image"] == names
+    image = PreparedData(RunLayout(run).prepared).split_images("test").iloc[0]["file"]
+    with open(image, "rb") as handle:
+        files = {"file": ("x.jpg", handle.read(), "image/jpeg")}
+    response = client.post("/api/predict", files=files, data={"allow_ood": "true"})
+    assert response.status_code == 200, response.text
+    findings = response.json()["findings"][FINDINGS_PREFIX + "image"]
+    assert list(findings) == names
+    assert all(f["decision"] in ("present", "absent") for f in findings.values())
 
 
 def test_image_only_chexpert_stops_after_prepare_with_one_line(tmp_path, monkeypatch, capsys):
