@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pandas as pd
 
+from chestclip.evaluation.figures import plot_finding_aucs
 from chestclip.evaluation.findings import findings_lines
 from chestclip.evaluation.multilabel import evaluate_findings
 from chestclip.evaluation.schema import FINDINGS_SCHEMA_VERSION, validate_findings
@@ -72,3 +73,12 @@ def test_only_findings_with_both_classes_in_training_are_learnt():
     )
     targets, mask = target_arrays(train[["a"]])
     assert targets.tolist() == [[1.0], [0.0], [0.0]] and mask.tolist() == [[True], [True], [False]]
+
+
+def test_auc_figure_draws_an_interval_that_misses_its_point_estimate(tmp_path):
+    # a percentile interval of few resamples can lie beside the point value (the DDP run hit it)
+    aucs = {
+        "findings/image": {"A": (0.62, 0.65, 0.9, "ok"), "B": (None, None, None, "no_threshold")}
+    }
+    plot_finding_aucs(aucs, tmp_path / "findings_auc.png")
+    assert (tmp_path / "findings_auc.png").stat().st_size > 0

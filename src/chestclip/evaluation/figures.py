@@ -152,7 +152,8 @@ def plot_finding_aucs(
         rows = [aucs[head].get(name, (None, None, None, "absent")) for name in findings]
         values = np.array([_number(r[0]) for r in rows])
         lows, highs = (np.array([_number(r[i]) for r in rows]) for i in (1, 2))
-        errors = np.nan_to_num(np.vstack([values - lows, highs - values]))
+        # a percentile interval of few resamples may not hold its point estimate: no negative bar
+        errors = np.clip(np.nan_to_num(np.vstack([values - lows, highs - values])), 0, None)
         positions = np.arange(len(findings)) + (h - (len(heads) - 1) / 2) * height
         bars = ax.barh(positions, np.nan_to_num(values), height, xerr=errors, capsize=3,
                        label=head, alpha=0.85)  # fmt: skip
