@@ -391,6 +391,7 @@ def probe(
 ) -> None:
     """Train MLP heads on frozen CLIP features (best epoch chosen on validation), and the
     leakage-ablation heads on the indication alone."""
+    from chestclip.training.findings_probe import probe_findings
     from chestclip.training.probe import FEATURE_CHOICES
     from chestclip.training.probe import probe as run_probe
 
@@ -403,6 +404,13 @@ def probe(
         click.echo(
             f"{head.name:28s} best epoch {head.best_epoch:3d}, validation AUC {head.val_auc:.3f}"
         )
+    if config.probe.findings:  # multi-label heads, when the prepared data has findings
+        kinds = FEATURE_CHOICES[features]
+        for head in probe_findings(run_dir, data_dir, config, kinds, fields, device):
+            click.echo(
+                f"findings/{head.name:19s} best epoch {head.best_epoch:3d}, "
+                f"validation macro AUC {head.val_auc:.3f}"
+            )
 
 
 @cli.command()
@@ -433,6 +441,7 @@ def evaluate(
     config = run_config(run_dir, config_file, ())
     document = run_evaluate(run_dir, data_dir, config, threshold, bootstrap, device)
     print_metrics(document, Path(run_dir))
+    print_findings(Path(run_dir))
 
 
 def print_metrics(document: dict, out: Path) -> None:
@@ -445,6 +454,19 @@ def print_metrics(document: dict, out: Path) -> None:
     for warning in document["warnings"]:
         click.echo(f"warning: {warning}")
     click.echo(f"→ {RunLayout(out).metrics}")
+
+
+def print_findings(run_dir: Path) -> None:
+    """The multi-label heads' per-finding table, when the run has one (RUN/eval/findings.json)."""
+    import json
+
+    from chestclip.evaluation.findings import findings_lines
+
+    path = RunLayout(run_dir).findings_metrics
+    if path.is_file():
+        for line in findings_lines(json.loads(path.read_text())):
+            click.echo(line)
+        click.echo(f"→ {path}")
 
 
 def print_comparisons(comparisons: list[dict]) -> None:
@@ -768,13 +790,12 @@ def predict(
             click.echo("  no decision: " + "; ".join(result.trust["reasons"]))
             continue
         for head, probability in result.probabilities.items():
-            threshold, decision = result.thresholds[head], result.decisions[head]
-            verdict = (
-                f"{decision} (threshold {threshold:.3f})"
-                if threshold is not None
-                else "no threshold: run evaluate"
-            )
+            verdict = verdict_text(result.decisions[head], result.thresholds[head])
             click.echo(f"  {head:24s} P(diseased) {probability:.3f} → {verdict}")
+        for head, findings in result.findings.items():  # the multi-label heads, if any
+            for finding, found in findings.items():
+                verdict = verdict_text(found["decision"], found["threshold"])
+                click.echo(f"  {head:24s} {finding:28s} P {found['probability']:.3f} → {verdict}")
         zones = (
             ", ".join(f"{zone} {share:.0%}" for zone, share in result.top_zones) or "map is empty"
         )
@@ -789,6 +810,13 @@ def predict(
             click.echo(f"  draft {draft['rank']} ({draft['similarity']:.2f}): {report}")
     if failed:
         raise SystemExit(1)
+
+
+def verdict_text(decision: str | None, threshold: float | None) -> str:
+    """``diseased (threshold 0.412)``, or why there is no decision."""
+    if threshold is None:
+        return "no threshold: run evaluate"
+    return f"{decision} (threshold {threshold:.3f})"
 
 
 @cli.command()
@@ -889,6 +917,7 @@ def run_command(
     config = load_run_config(config_file, list(with_seed(overrides, seed)))
     run = run_pipeline(config, source, run_dir, click.echo, bootstrap, explain_limit, device)
     if is_leader():
+        print_findings(run)
         click.echo(f"→ {RunLayout(run).report}")
 
 

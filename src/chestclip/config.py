@@ -186,6 +186,9 @@ class ProbeConfig(_Section):
     # the leakage ablation: text-reading heads also trained on each of these report sections
     # (indication only: known before the image is read); [] trains none
     ablation: tuple[tuple[str, ...], ...] = (("indication",),)
+    # multi-label heads (one sigmoid per finding) beside the binary ones, trained when the
+    # prepared data has findings.csv (``chestclip.training.findings_probe``)
+    findings: bool = True
 
     @field_validator("ablation", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from chestclip.inference.model_card import write_model_card
 from chestclip.phantom import generate_phantoms
 from chestclip.phantom.real_reports import check_inferred_views
 from chestclip.retrieval.stage import run_retrieval, run_zero_shot
+from chestclip.training.findings_probe import probe_findings
 from chestclip.training.finetune import finetune_image_baseline
 from chestclip.training.pretrain import pretrain
 from chestclip.training.probe import probe
@@ -136,7 +137,10 @@ def stage_actions(
 
     def fresh_heads(decision: dict[str, Any]) -> Any:
         shutil.rmtree(layout.heads, ignore_errors=True)  # no head of an older CLIP survives
-        return probe(run, prepared, config, device=device)
+        heads = probe(run, prepared, config, device=device)
+        if config.probe.findings:  # multi-label heads, when the prepared data has findings
+            heads += probe_findings(run, prepared, config, device=device)
+        return heads
 
     return {
         "prepare": lambda d: prepare_and_describe(source, prepared, config, log),

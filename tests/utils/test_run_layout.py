@@ -33,9 +33,21 @@ def test_paths_are_the_documented_layout(tmp_path):
         layout.model_card: "MODEL_CARD.md",
         layout.stage_record("probe"): "stages/probe.json",
         layout.trial(7): "trials/0007",
+        layout.finding_head("image"): "heads/findings/image",
+        layout.findings_metrics: "eval/findings.json",
+        layout.findings_predictions: "eval/findings_predictions.csv",
     }
     for path, relative in expected.items():
         assert path == tmp_path / relative
+
+
+def test_multilabel_heads_are_listed_apart_from_the_binary_heads(tmp_path):
+    layout = RunLayout(tmp_path)
+    for directory in (layout.head("image"), layout.finding_head("image")):
+        directory.mkdir(parents=True)
+        (directory / "head.json").write_text("{}")
+    assert layout.head_dirs() == [layout.head("image")]
+    assert layout.finding_head_dirs() == [layout.finding_head("image")]
 
 
 def write_weights(layout: RunLayout, payload: bytes) -> None:

@@ -17,6 +17,10 @@ from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
 LEAKING_FIELDS = frozenset({"findings", "impression"})
+LEAK_WARNING = (
+    "{head}: its text includes {fields}, written by the radiologist after reading the image; "
+    "its score measures reading the report, not reading the X-ray"
+)
 CV_FOLDS = 5
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 

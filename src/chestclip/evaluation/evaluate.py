@@ -4,13 +4,13 @@ scores: heads come from ``chestclip probe``, and a stale one (trained on other C
 another prepared dataset) is refused.
 
 Writes ``RUN/eval/metrics.json`` (schema: ``chestclip.evaluation.schema``),
-``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/``, and fits the OOD guard
+``RUN/eval/predictions.csv`` and the figures in ``RUN/plots/`` (for multi-label heads also
+``RUN/eval/findings.json``: ``chestclip.evaluation.findings``), and fits the OOD guard
 (``RUN/ood/``, ``chestclip.inference.trust``).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +21,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from chestclip import __version__
 from chestclip.config import RunConfig
 from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.baselines import (
+    LEAK_WARNING,
     bag_of_words_baseline,
     baseline_scores,
     text_leaks_findings,
@@ -38,20 +38,17 @@ from chestclip.evaluation.figures import (
     plot_reliability,
     plot_roc_curves,
 )
+from chestclip.evaluation.findings import evaluate_finding_heads
 from chestclip.evaluation.metrics import evaluate_head, format_difference, reliability_bins
-from chestclip.evaluation.schema import SCHEMA_VERSION, validate_metrics
+from chestclip.evaluation.schema import SCHEMA_VERSION, document_header, validate_metrics
 from chestclip.inference.trust import fit_guard
 from chestclip.models import load_clip
-from chestclip.training.probe import head_features, load_head
-from chestclip.utils.device import model_device, resolve_device
+from chestclip.training.probe import head_logits, load_head
+from chestclip.utils.device import resolve_device
 from chestclip.utils.io import atomic_path, atomic_write_json
 from chestclip.utils.run_layout import BASELINE_FILE, RunLayout
 
 EVAL_SPLITS = ("val", "test")
-LEAK_WARNING = (
-    "{head}: its text includes {fields}, written by the radiologist after reading the image; "
-    "its score measures reading the report, not reading the X-ray"
-)
 BELOW_BASELINE_WARNING = (
     "RED FLAG: {head} is below the bag-of-words baseline on the same text: ROC-AUC difference "
     "{difference} per image, paired bootstrap over patients, 95% CI below 0: the CLIP features "
@@ -63,12 +60,7 @@ def head_scores(
     cache: FeatureCache, head: torch.nn.Module, info: dict[str, Any], split: str
 ) -> np.ndarray:
     """P(diseased) per image of ``split`` from a loaded head, on the cache's model's device."""
-    fields = info["text_fields"] if info["kind"] != "image" else None
-    features = head_features(cache, info["kind"], split, tuple(fields) if fields else None)
-    device = model_device(cache.model)
-    with torch.no_grad():
-        inputs = torch.from_numpy(features).float().to(device)
-        return head.to(device)(inputs).softmax(-1)[:, 1].cpu().numpy()
+    return head_logits(cache, head, info, split).softmax(-1)[:, 1].numpy()
 
 
 def baseline_for(data: PreparedData, fields: Sequence[str], seed: int) -> dict[str, np.ndarray]:
@@ -191,15 +183,7 @@ def write_evaluation(
     comparisons = compare_heads(frames["test"], heads, n_boot, seed)
     warnings += below_baseline_warnings(comparisons)
     document = {
-        "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "chestclip_version": __version__,
-        "data": {
-            **{key: data.summary.get(key) for key in ("source", "layout", "studies", "images")},
-            "views_by_source": data.summary.get("views_by_source"),
-            "splits": data.summary["splits"],
-            "skipped_by_reason": data.summary.get("skipped_by_reason", {}),
-        },
+        **document_header(SCHEMA_VERSION, data.summary),
         "heads": results,
         "comparisons": comparisons,
         "warnings": warnings,
@@ -237,6 +221,16 @@ def evaluate(
     heads |= score_text_baselines(data, frames, text_fields, config.seed)
     document = write_evaluation(
         layout.root, data, frames, heads, threshold_method, n_boot, config.seed
+    )
+    # the multi-label heads, when probe trained any: RUN/eval/findings.json
+    evaluate_finding_heads(
+        layout,
+        data,
+        threshold_method,
+        n_boot,
+        config.seed,
+        resolve_device(device),
+        config.pretrain.precision,
     )
     fit_guard(layout.root, data_dir, device)  # the OOD guard's thresholds come from validation
     return document

@@ -1,4 +1,5 @@
-"""Evaluation figures: ROC curves, confusion matrices, AUC per modality, reliability diagrams.
+"""Evaluation figures: ROC curves, confusion matrices, AUC per modality, reliability diagrams,
+ROC-AUC per finding.
 
 Each function draws every head into one figure and writes it atomically (``save_figure``).
 """
@@ -133,4 +134,41 @@ def plot_recall_vs_chance(directions: Mapping[str, Mapping[str, float]], path: s
         ax.set_xticks(positions, [f"R@{k}" for k in ks])
         ax.set(ylim=(0, 1), title=direction.replace("_", " "), ylabel="recall")
         ax.legend(loc="upper left", fontsize="small")
+    save_figure(figure, path)
+
+
+def plot_finding_aucs(
+    aucs: Mapping[str, Mapping[str, tuple[float | None, float | None, float | None, str]]],
+    path: str | Path,
+) -> None:
+    """Per-finding test ROC-AUC with 95% CIs, one bar per head ``{head: {finding: (value,
+    ci_low, ci_high, status)}}``; findings left out of the means (status not ``ok``) hatched and
+    marked, undefined AUCs drawn as no bar."""
+    heads = list(aucs)
+    findings = list(dict.fromkeys(name for table in aucs.values() for name in table))
+    height = 0.8 / max(len(heads), 1)
+    figure, ax = plt.subplots(figsize=(7, 0.45 * len(findings) * max(len(heads), 1) ** 0.5 + 1.5))
+    for h, head in enumerate(heads):
+        rows = [aucs[head].get(name, (None, None, None, "absent")) for name in findings]
+        values = np.array([_number(r[0]) for r in rows])
+        lows, highs = (np.array([_number(r[i]) for r in rows]) for i in (1, 2))
+        # a percentile interval of few resamples may not hold its point estimate: no negative bar
+        errors = np.clip(np.nan_to_num(np.vstack([values - lows, highs - values])), 0, None)
+        positions = np.arange(len(findings)) + (h - (len(heads) - 1) / 2) * height
+        bars = ax.barh(positions, np.nan_to_num(values), height, xerr=errors, capsize=3,
+                       label=head, alpha=0.85)  # fmt: skip
+        for bar, row in zip(bars, rows, strict=True):
+            if row[3] != "ok":
+                bar.set_hatch("//")
+                bar.set_alpha(0.4)
+    labels = [
+        name if all(aucs[h].get(name, (0, 0, 0, ""))[3] == "ok" for h in heads)
+        else f"{name} (not averaged)"
+        for name in findings
+    ]  # fmt: skip
+    ax.axvline(0.5, linestyle="--", color="grey", label="chance")
+    ax.set_yticks(np.arange(len(findings)), labels)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="ROC-AUC per image (95% CI)", title="ROC-AUC per finding (test)")
+    ax.legend(loc="lower right", fontsize="small")
     save_figure(figure, path)

@@ -31,6 +31,7 @@ FIGURE_TITLES = {
     "modality_auc.png": "ROC-AUC by modality with 95% CIs (the paper's Fig. 7)",
     "confusion.png": "Confusion matrices at the validation-chosen thresholds (test images)",
     "reliability.png": "Calibration: reliability diagram (test images)",
+    "findings_auc.png": "ROC-AUC per finding with 95% CIs (multi-label heads, test images)",
 }
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -91,6 +92,56 @@ def comparisons_table(comparisons: list[dict[str, Any]]) -> str:
         + "".join(rows)
         + "</table>"
     )
+
+
+def findings_section(path: Path) -> str:
+    """Per multi-label head (RUN/eval/findings.json): each finding's test ROC-AUC and PR-AUC
+    with CIs, positives, validation threshold and status, the macro and micro means, and the
+    findings it could not learn."""
+    if not path.is_file():
+        return ""
+    document = json.loads(path.read_text())
+    policy = document["label_policy"]
+    parts = [
+        "<h2>Findings: multi-label heads (test images)</h2><p>One sigmoid per finding; "
+        f"uncertain labels: <b>{html.escape(str(policy['uncertain']))}</b>, missing labels: "
+        f"<b>{html.escape(str(policy['missing']))}</b> (ignored ones are masked). Thresholds "
+        "chosen per finding on validation; 95% CIs by bootstrap over patients. A finding with "
+        "too few test positives or negatives is shown with its reason and left out of the means."
+        "</p>"
+    ]
+    for head, result in document["heads"].items():
+        block = result["levels"]["image"]
+        rows = []
+        for name, entry in block["findings"].items():
+            metrics, threshold = entry["metrics"], entry["threshold"]["value"]
+            status = entry["status"] if entry["status"] == "ok" else entry["reason"]
+            rows.append(
+                f"<tr><td>{html.escape(name)}</td><td class=num>{_cell(metrics['roc_auc'])}</td>"
+                f"<td class=num>{_cell(metrics['pr_auc'])}</td>"
+                f"<td class=num>{entry['n_positive']}/{entry['n']}</td>"
+                f"<td class=num>{'—' if threshold is None else f'{threshold:.3f}'}</td>"
+                f"<td>{html.escape(status)}</td></tr>"
+            )
+        for mean in ("macro", "micro"):
+            rows.append(
+                f"<tr><th>{mean} mean</th><td class=num>{_cell(block[mean]['roc_auc'])}</td>"
+                f"<td class=num>{_cell(block[mean]['pr_auc'])}</td><td></td><td></td>"
+                f"<td>over {len(block['macro']['findings'])} findings</td></tr>"
+            )
+        rows += [
+            f"<tr><td>{html.escape(name)}</td><td></td><td></td><td></td><td></td>"
+            f"<td>not trained: {html.escape(reason)}</td></tr>"
+            for name, reason in result["not_trained"].items()
+        ]
+        leak = " ⚠ (reads findings/impression)" if result["text_leaks_findings"] else ""
+        parts.append(
+            f"<h3>{html.escape(head)}{leak}</h3><table><tr><th>finding</th><th>ROC-AUC</th>"
+            "<th>PR-AUC</th><th>positives/n</th><th>threshold</th><th>status</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+    return "".join(parts)
 
 
 def data_table(data: dict[str, Any]) -> str:
@@ -191,7 +242,14 @@ def write_report(run: str | Path, leaderboard: str | Path | None = None) -> Path
     ordered = sorted(
         plots, key=lambda p: list(FIGURE_TITLES).index(p.name) if p.name in FIGURE_TITLES else 99
     )
-    warnings = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in metrics["warnings"])
+    findings_warnings = (
+        json.loads(layout.findings_metrics.read_text())["warnings"]
+        if layout.findings_metrics.is_file()
+        else []
+    )
+    warnings = "".join(
+        f'<div class="warn">{html.escape(w)}</div>' for w in metrics["warnings"] + findings_warnings
+    )
     body = f"""
 <h1>chestclip report</h1>
 <p class="notice">Research use only — not a medical device. Run <code>{html.escape(str(run.resolve()))}</code>,
@@ -210,6 +268,7 @@ paired bootstrap interval: each resample draws the patients once and scores both
 difference is established only when its interval excludes 0; overlapping or separate intervals
 do not settle it.</p>
 {comparisons_table(metrics.get("comparisons", []))}
+{findings_section(layout.findings_metrics)}
 <h2>Figures</h2>{"".join(figure(p, FIGURE_TITLES.get(p.name, p.stem)) for p in ordered)}
 <h2>Explanations</h2>{explanations_section(run)}
 <h2>Configuration</h2><pre>{html.escape(config)}</pre>

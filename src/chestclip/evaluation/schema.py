@@ -1,4 +1,5 @@
-"""The layout of ``RUN/eval/metrics.json`` and a dependency-free validator for it.
+"""The layout of ``RUN/eval/metrics.json`` (and ``findings.json``) and a dependency-free
+validator for them.
 
 ``METRICS_SCHEMA`` is a JSON Schema (draft 2020-12 style) dict; ``validate_metrics(document)``
 lists what is wrong with a document (empty when valid).
@@ -63,14 +64,43 @@ Top level (no other keys allowed):
 - `warnings` — array of strings, anything a reader must know before trusting the numbers; a
   text head is flagged below the bag-of-words only when its comparison's per-image interval
   lies below 0.
+
+## `RUN/eval/findings.json` (multi-label heads; `FINDINGS_SCHEMA`, `validate_findings`)
+
+Written only when the run has multi-label heads (`RUN/heads/findings/`). Top level:
+`schema_version` (integer, always `1`), `created`, `chestclip_version`, `data` (as above),
+`warnings` (as above: text heads reading findings/impression), and
+
+- `label_policy` — object `{uncertain, missing}`: `ignore`, `zeros` or `ones`, how the prepared
+  dataset turned uncertain (−1) and blank labels into targets (ignored ones are masked).
+- `heads` — object `{"findings/<head name>": head}`, each:
+  - `features`, `text_fields`, `text_leaks_findings` — as for the binary heads.
+  - `not_trained` — object `{finding: reason}`: findings of `findings.csv` the head could not
+    learn (no positive or no negative training label); they have no scores.
+  - `levels` — object with exactly `image` and `study` (views' probabilities averaged), each
+    the output of `chestclip.evaluation.multilabel.evaluate_findings`:
+    - `findings` — `{finding: entry}` for every finding the head predicts: `status` (`ok`,
+      `too_few_positives`, `too_few_negatives`, `no_threshold`), `reason` (string, null when
+      ok), counts `n`, `n_positive`, `n_negative`, `n_masked`, `n_patients`, `threshold`
+      (`value` number or null, `method`, `chosen_on` as above) and `metrics`: `roc_auc`,
+      `pr_auc`, `sensitivity`, `specificity`, `precision`, `f1`, each `{value, ci_low,
+      ci_high}` in [0, 1] or null (threshold metrics at the finding's validation threshold).
+    - `macro` — `{findings: [names averaged], roc_auc, pr_auc}`: the mean over the `ok`
+      findings, its CI from the same patient resamples; `micro` — `{roc_auc, pr_auc}` of every
+      unmasked (row, finding) pair of those findings pooled.
+    - `excluded` — `{finding: reason}` of every finding left out of the means.
+    - `bootstrap` — `n_boot`, `seed`, `alpha`, `unit` (`patient`), `min_positives` (test
+      positives and negatives a finding needs to be averaged).
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 from numbers import Integral, Real
 from typing import Any
 
+from chestclip import __version__
 from chestclip.evaluation.baselines import text_leaks_findings
 from chestclip.evaluation.metrics import LEVELS, METRIC_NAMES, THRESHOLD_METHODS
 
@@ -168,22 +198,113 @@ DATA_SCHEMA = _object(
     required=["splits"],
     extra=True,
 )
-METRICS_SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://chestclip/schemas/eval-metrics-v2.json",
-    "title": "chestclip evaluation metrics (RUN/eval/metrics.json)",
-    **_object(
-        {
-            "schema_version": {"type": "integer", "enum": [SCHEMA_VERSION]},
-            "created": {"type": "string"},
-            "chestclip_version": {"type": "string"},
-            "data": DATA_SCHEMA,
-            "heads": {"type": "object", "additionalProperties": HEAD_SCHEMA},
-            "comparisons": {"type": "array", "items": COMPARISON_SCHEMA},
-            "warnings": {"type": "array", "items": {"type": "string"}},
-        }
-    ),
+_WARNINGS = {"type": "array", "items": {"type": "string"}}
+
+
+def _document(name: str, title: str, version: int, properties: dict) -> dict:
+    """The schema of an evaluation document: the shared header (version, time, chestclip
+    version, data) and ``properties``."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://chestclip/schemas/{name}-v{version}.json",
+        "title": title,
+        **_object(
+            {
+                "schema_version": {"type": "integer", "enum": [version]},
+                "created": {"type": "string"},
+                "chestclip_version": {"type": "string"},
+                "data": DATA_SCHEMA,
+                **properties,
+            }
+        ),
+    }
+
+
+METRICS_SCHEMA = _document(
+    "eval-metrics",
+    "chestclip evaluation metrics (RUN/eval/metrics.json)",
+    SCHEMA_VERSION,
+    {
+        "heads": {"type": "object", "additionalProperties": HEAD_SCHEMA},
+        "comparisons": {"type": "array", "items": COMPARISON_SCHEMA},
+        "warnings": _WARNINGS,
+    },
+)
+
+FINDINGS_SCHEMA_VERSION = 1
+_FINDING_STATUS = ["ok", "too_few_positives", "too_few_negatives", "no_threshold"]
+_FINDING_METRICS = ("roc_auc", "pr_auc", "sensitivity", "specificity", "precision", "f1")
+_MEANS = dict.fromkeys(("roc_auc", "pr_auc"), METRIC_ENTRY_SCHEMA)
+_FINDINGS_BOOTSTRAP = {
+    key: value
+    for key, value in LEVEL_SCHEMA["properties"]["bootstrap"]["properties"].items()
+    if key != "single_class_resamples"
 }
+_POLICY = {"enum": ["ignore", "zeros", "ones"]}
+_PROVENANCE = {
+    k: HEAD_SCHEMA["properties"][k] for k in ("features", "text_fields", "text_leaks_findings")
+}
+_REASONS = {"type": "object", "additionalProperties": {"type": "string"}}
+FINDING_ENTRY_SCHEMA = _object(
+    {
+        "status": {"enum": _FINDING_STATUS},
+        "reason": {"type": ["string", "null"]},
+        **dict.fromkeys(("n", "n_positive", "n_negative", "n_masked", "n_patients"), _COUNT),
+        "threshold": _object(
+            {
+                "value": {"type": ["number", "null"]},
+                "method": {"enum": list(THRESHOLD_METHODS)},
+                "chosen_on": {"enum": ["validation", "none"]},
+            }
+        ),
+        "metrics": _object(dict.fromkeys(_FINDING_METRICS, METRIC_ENTRY_SCHEMA)),
+    }
+)
+FINDINGS_LEVEL_SCHEMA = _object(
+    {
+        "findings": {"type": "object", "additionalProperties": FINDING_ENTRY_SCHEMA},
+        "macro": _object({"findings": {"type": "array", "items": {"type": "string"}}, **_MEANS}),
+        "micro": _object(_MEANS),
+        "excluded": _REASONS,
+        "bootstrap": _object({**_FINDINGS_BOOTSTRAP, "min_positives": _COUNT}),
+    }
+)
+FINDINGS_SCHEMA = _document(
+    "eval-findings",
+    "chestclip multi-label findings (RUN/eval/findings.json)",
+    FINDINGS_SCHEMA_VERSION,
+    {
+        "label_policy": _object({"uncertain": _POLICY, "missing": _POLICY}),
+        "heads": {
+            "type": "object",
+            "additionalProperties": _object(
+                {
+                    **_PROVENANCE,
+                    "not_trained": _REASONS,
+                    "levels": _object(dict.fromkeys(LEVELS, FINDINGS_LEVEL_SCHEMA)),
+                }
+            ),
+        },
+        "warnings": _WARNINGS,
+    },
+)
+
+
+def document_header(version: int, summary: dict[str, Any]) -> dict[str, Any]:
+    """The header every evaluation document starts with: schema version, time (UTC), chestclip
+    version and the evaluated data, from the prepared dataset's ``summary``."""
+    return {
+        "schema_version": version,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "chestclip_version": __version__,
+        "data": {
+            **{key: summary.get(key) for key in ("source", "layout", "studies", "images")},
+            "views_by_source": summary.get("views_by_source"),
+            "splits": summary["splits"],
+            "skipped_by_reason": summary.get("skipped_by_reason", {}),
+        },
+    }
+
 
 # Hand-written rather than the `jsonschema` package: only this subset is needed, and it is not
 # a dependency of chestclip.
@@ -294,4 +415,22 @@ def validate_metrics(document: Any) -> list[str]:
         for role in ("head", "reference") if isinstance(comparison, dict) else ():
             if isinstance(comparison.get(role), str) and comparison[role] not in heads:
                 problems.append(f"comparisons[{index}].{role}: {comparison[role]!r} is not a head")
+    return problems
+
+
+def validate_findings(document: Any) -> list[str]:
+    """Every way ``document`` breaks ``FINDINGS_SCHEMA`` (one line each, with its path); [] if
+    valid. Beyond the schema: a finding is averaged into the macro mean exactly when its status
+    is ``ok``, and excluded (with its reason) otherwise."""
+    problems: list[str] = []
+    _walk(FINDINGS_SCHEMA, document, "", problems)
+    if problems:
+        return problems
+    for name, head in document["heads"].items():
+        for level, result in head["levels"].items():
+            ok = [f for f, entry in result["findings"].items() if entry["status"] == "ok"]
+            if sorted(ok) != sorted(result["macro"]["findings"]):
+                problems.append(f"heads.{name}.levels.{level}.macro.findings: not the ok ones")
+            if set(result["excluded"]) != set(result["findings"]) - set(ok):
+                problems.append(f"heads.{name}.levels.{level}.excluded: not the others")
     return problems

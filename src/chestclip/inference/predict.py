@@ -9,6 +9,9 @@ Heads that read report text are only used when the text they were trained on is 
 ``--indication`` the indication-only heads run; heads trained on findings never see a new
 image's (unwritten) findings, so they are not offered.
 
+A run with multi-label heads (``chestclip.inference.findings``) also gives every finding's
+probability and its decision at the finding's validation threshold.
+
 Every image first meets the run's trust policy (``chestclip.inference.trust``): an image unlike
 the training images (the OOD guard) or of a view the heads never saw gets no probability and no
 decision, only the reason, unless ``allow_ood`` asks for them (still flagged). Lung zones are
@@ -39,6 +42,7 @@ from chestclip.explain.overlay import overlay_caption, save_overlay
 from chestclip.explain.registry import explain, methods_for
 from chestclip.explain.roi import top_zones, zone_masses
 from chestclip.explain.stage import Explainer, as_pixels, default_method
+from chestclip.inference.findings import FindingHeads
 from chestclip.inference.trust import TrustPolicy, Verdict
 from chestclip.retrieval.index import EmbeddingIndex, nearest_reports
 from chestclip.training.pretrain import read_training_data
@@ -71,6 +75,8 @@ class Prediction:
     overlay: str | None = None
     drafts: list[dict[str, Any]] = field(default_factory=list)
     method: str | None = None  # the heat-map method; None when no heat map was made
+    # multi-label heads: head → finding → {probability, threshold, decision}; empty without
+    findings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], {}) or k == "error"}
@@ -90,6 +96,8 @@ class ImagePrediction:
     drafts: list[dict[str, Any]]  # nearest distinct training reports, most similar first
     verdict: Verdict  # the OOD guard's and the view check's findings
     zones: Zones | None  # the zones the masses are shares of (None: lateral film, or refused)
+    # multi-label heads: head → finding → {probability, threshold, decision} (empty: none, refused)
+    findings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def top_zones(self) -> list[tuple[str, float]]:
@@ -134,6 +142,7 @@ class Predictor:
         index: EmbeddingIndex | None,
         trust: TrustPolicy,
         onnx: OnnxScorer | None = None,
+        findings: FindingHeads | None = None,
     ) -> None:
         self.run = run
         self.explainers = explainers
@@ -143,6 +152,7 @@ class Predictor:
         self.trust = trust
         self.onnx = onnx  # scores (not heat maps) come from it when given
         self.model = next(iter(explainers.values())).model
+        self.findings = findings or FindingHeads({}, {})
         self._lock = threading.Lock()
 
     @classmethod
@@ -167,8 +177,9 @@ class Predictor:
             from chestclip.export.onnx import OnnxScorer
 
             onnx = OnnxScorer.load(run)
+        findings = FindingHeads.load(run, next(iter(explainers.values())).device)
         thresholds = validation_thresholds(run)
-        return cls(run, explainers, thresholds, training_data, index, trust, onnx)
+        return cls(run, explainers, thresholds, training_data, index, trust, onnx, findings)
 
     @property
     def image_size(self) -> int:
@@ -250,9 +261,17 @@ class Predictor:
                 verdict,
                 None,
             )
+        finding_heads = [
+            name
+            for name, (_, info) in self.findings.heads.items()
+            if reads_new_images(info, bool(indication))
+        ]
+        reads_text = [e.needs_text for e in explainers.values()] + [
+            "text" in self.findings.heads[name][1]["inputs"] for name in finding_heads
+        ]
         cleaned = (  # outside the lock: the lock is for the model alone
             clean_text(indication, self.training_data["clean"])
-            if indication and any(e.needs_text for e in explainers.values())
+            if indication and any(reads_text)
             else None
         )
         with self._lock:
@@ -265,6 +284,10 @@ class Predictor:
                         name: e.probability(pixels, text if e.needs_text else None)
                         for name, e in explainers.items()
                     }
+            with torch.inference_mode():
+                findings = self.findings.predict(
+                    finding_heads, torch.from_numpy(embedding).to(pixels.device), text
+                )
             scorer = explainers[explained]
             # the heat map needs gradients: outside inference mode
             heat = (
@@ -297,6 +320,7 @@ class Predictor:
             found,
             verdict,
             zones,
+            findings,
         )
 
     def _image_embedding(self, pixels: torch.Tensor) -> np.ndarray:
@@ -355,6 +379,7 @@ def predict_files(
             top_zones=found.top_zones,
             drafts=found.drafts,
             method=found.method,
+            findings=found.findings,
         )
         if cam_dir is not None and found.heatmap is not None:
             # never overwritten: a name taken (same file name in another folder, or an earlier

@@ -149,6 +149,10 @@ def create_app(
             else {"method": guard.method, "threshold": guard.thresholds[guard.method]},
             max_upload_bytes=max_upload_bytes,
             card=card,
+            findings={
+                name: list(head.finding_names)
+                for name, (head, _) in predictor.findings.heads.items()
+            },
         )
 
     @app.post("/api/predict", responses=ERRORS)
@@ -207,6 +211,7 @@ def create_app(
                 )
                 for d in found.drafts
             ],
+            findings=found.findings,
         )
 
     return app

@@ -34,6 +34,9 @@ class ModelInfo(BaseModel):
         description="the OOD guard's method and threshold; null: not fitted (chestclip evaluate)"
     )
     max_upload_bytes: int
+    findings: dict[str, list[str]] = Field(
+        default_factory=dict, description="multi-label head → the findings it predicts"
+    )
     notice: str = RESEARCH_NOTICE
     card: dict[str, Any] = Field(description="model card facts: model, data, test results")
 
@@ -55,6 +58,12 @@ class Trust(BaseModel):
     notes: list[str] = Field(description="e.g. the guard is not fitted; a lateral gets no zones")
     ood: dict[str, Any] | None = Field(description="method, score, threshold; null: no guard")
     view: dict[str, Any] | None = Field(description="projection, p_frontal; null: not told")
+
+
+class FindingResult(BaseModel):
+    probability: float = Field(description="P(finding present), one sigmoid of a multi-label head")
+    threshold: float | None = Field(description="chosen on validation; null: not evaluated")
+    decision: str | None = Field(description='"present" or "absent"; null: no threshold')
 
 
 class PredictResult(BaseModel):
@@ -82,4 +91,9 @@ class PredictResult(BaseModel):
         description="the heat map over the image at 50 % with the zones' outlines, base64 PNG"
     )
     drafts: list[Draft] = Field(description="nearest distinct training reports")
+    findings: dict[str, dict[str, FindingResult]] = Field(
+        default_factory=dict,
+        description="multi-label head → finding → probability, threshold, decision; empty "
+        "for a run without multi-label heads, or a refused image",
+    )
     notice: str = RESEARCH_NOTICE

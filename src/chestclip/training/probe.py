@@ -11,7 +11,7 @@ an older CLIP is refused, never scored.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +26,9 @@ from chestclip.data import PreparedData
 from chestclip.errors import ChestClipError
 from chestclip.evaluation.features import FeatureCache
 from chestclip.models import load_clip
-from chestclip.models.heads import HEAD_INPUTS, MLPHead
+from chestclip.models.heads import HEAD_INPUTS, MLPHead, MultiLabelHead
 from chestclip.training.classifier_module import ClassifierModule, fit_keep_best
-from chestclip.utils.device import resolve_device, trainer_device
+from chestclip.utils.device import model_device, resolve_device, trainer_device
 from chestclip.utils.io import atomic_directory
 from chestclip.utils.run_layout import HEAD_FILE, RunLayout
 
@@ -53,6 +53,16 @@ def head_features(
     return np.concatenate([parts[p]() for p in HEAD_INPUTS[kind]], axis=1)
 
 
+def head_logits(cache: FeatureCache, head: torch.nn.Module, info: dict, split: str) -> torch.Tensor:
+    """A loaded head's logits [N, classes or findings] (on the CPU) for every image of
+    ``split``, computed on the device of the cache's model."""
+    fields = info["text_fields"] if info["kind"] != "image" else None
+    features = head_features(cache, info["kind"], split, tuple(fields) if fields else None)
+    device = model_device(cache.model)
+    with torch.no_grad():
+        return head.to(device)(torch.from_numpy(features).float().to(device)).cpu()
+
+
 @dataclass(frozen=True)
 class TrainedHead:
     name: str
@@ -61,31 +71,36 @@ class TrainedHead:
     val_auc: float
 
 
-def _loader(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool) -> DataLoader:
-    dataset = TensorDataset(torch.tensor(features, dtype=torch.float32), torch.tensor(labels))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)
+def _loader(arrays: Sequence[np.ndarray], batch_size: int, shuffle: bool) -> DataLoader:
+    """A loader of (features, targets[, mask]) rows; floating arrays become float32."""
+    tensors = [
+        torch.tensor(a, dtype=torch.float32) if a.dtype.kind == "f" else torch.tensor(a)
+        for a in arrays
+    ]
+    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle)
 
 
 def train_head(
-    name: str,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
+    build: Callable[[int], ClassifierModule],
+    train: Sequence[np.ndarray],
+    val: Sequence[np.ndarray],
     settings: ProbeConfig,
     directory: Path,
     seed: int,
     metadata: dict,
     device: torch.device | None = None,
 ) -> TrainedHead:
-    """Train one head on ``device``; keep the epoch with the best validation AUC; save it as
-    safetensors."""
+    """Train the module ``build(in_dim)`` makes (its classifier an ``MLPHead``, weights drawn
+    after seeding) on (features, targets[, mask]) arrays on ``device``; keep the epoch with the
+    best validation AUC; save the head as safetensors with ``metadata`` in ``directory``."""
     L.seed_everything(seed, verbose=False)
-    head = MLPHead(train[0].shape[1], settings.hidden_sizes, settings.dropout)
-    module = ClassifierModule(head, settings.optimizer, settings.lr, settings.weight_decay)
+    module = build(train[0].shape[1])
+    head = module.classifier
     with atomic_directory(directory) as tmp:
         best_epoch, val_auc = fit_keep_best(
             module,
-            _loader(*train, settings.batch_size, True),
-            _loader(*val, settings.batch_size, False),
+            _loader(train, settings.batch_size, True),
+            _loader(val, settings.batch_size, False),
             tmp,
             max_epochs=settings.epochs,
             log_every_n_steps=1,
@@ -104,16 +119,61 @@ def train_head(
             "seed": seed,
         }
         (tmp / HEAD_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    return TrainedHead(name, directory, info["best_epoch"], info["val_auc"])
+    return TrainedHead(info["name"], directory, info["best_epoch"], info["val_auc"])
 
 
 def load_head(directory: str | Path) -> tuple[MLPHead, dict]:
-    """A saved head (eval mode) and its head.json."""
+    """A saved head (eval mode) and its head.json: a ``MultiLabelHead`` where head.json lists
+    findings, else the binary ``MLPHead``."""
     directory = Path(directory)
     info = json.loads((directory / HEAD_FILE).read_text())
-    head = MLPHead(info["in_dim"], info["hidden_sizes"], info["dropout"])
+    if info.get("findings"):
+        head = MultiLabelHead(
+            info["in_dim"], info["findings"], info["hidden_sizes"], info["dropout"]
+        )
+    else:
+        head = MLPHead(info["in_dim"], info["hidden_sizes"], info["dropout"])
     head.load_state_dict(load_file(directory / "head.safetensors"))
     return head.eval(), info
+
+
+def head_plan(
+    kinds: Sequence[str],
+    text_fields: Sequence[str] | None,
+    ablation: Sequence[Sequence[str]],
+    prepared_fields: Sequence[str],
+) -> list[tuple[str, tuple[str, ...] | None]]:
+    """(kind, text fields or None for the prepared text) of every head to train: each kind,
+    then the text-reading kinds on each ablation field list (none when ``text_fields`` is
+    given)."""
+    reads_text = [kind for kind in kinds if "text" in HEAD_INPUTS[kind]]
+    ablation = [] if text_fields else [f for f in ablation if tuple(f) != tuple(prepared_fields)]
+    explicit = tuple(text_fields) if text_fields else None
+    plan = [(kind, explicit if kind in reads_text else None) for kind in kinds]
+    plan += [(kind, tuple(fields)) for fields in ablation for kind in reads_text]
+    return list(dict.fromkeys(plan))
+
+
+def head_metadata(
+    layout: RunLayout,
+    data: PreparedData,
+    kind: str,
+    fields: Sequence[str] | None,
+    name: str,
+) -> dict:
+    """What head.json records beside the weights: inputs, the features fingerprint, and the
+    projections the head learnt from (a head that never saw a lateral refuses one)."""
+    prepared_fields = data.summary["config"]["text_fields"]
+    read = None if kind == "image" else list(fields or prepared_fields)
+    views = data.split_images("train")["projection"].value_counts().sort_index()
+    return {
+        "name": name,
+        "kind": kind,
+        "inputs": list(HEAD_INPUTS[kind]),
+        "text_fields": read,
+        "fingerprint": layout.features_fingerprint(data.root, read),
+        "views": {str(view): int(count) for view, count in views.items()},
+    }
 
 
 def probe(
@@ -139,35 +199,26 @@ def probe(
     cache = FeatureCache(layout.root, model, tokenizer, data, config.pretrain.precision)
     labels = {split: data.split_images(split)["label"].to_numpy() for split in ("train", "val")}
     prepared_fields = tuple(data.summary["config"]["text_fields"])
-    reads_text = [kind for kind in kinds if "text" in HEAD_INPUTS[kind]]
-    ablation = [] if text_fields else [f for f in config.probe.ablation if f != prepared_fields]
-    explicit = tuple(text_fields) if text_fields else None
-    plan = [(kind, explicit if kind in reads_text else None) for kind in kinds]
-    plan += [(kind, fields) for fields in ablation for kind in reads_text]
-    # which projections the heads learnt from: a head that never saw a lateral refuses one
-    views = data.split_images("train")["projection"].value_counts().sort_index()
+    settings = config.probe
+    plan = head_plan(kinds, text_fields, settings.ablation, prepared_fields)
     trained = []
-    for kind, fields in dict.fromkeys(plan):
+    for kind, fields in plan:
         name = head_name(kind, fields)
         train_x, val_x = (head_features(cache, kind, split, fields) for split in ("train", "val"))
-        read = None if kind == "image" else list(fields or prepared_fields)
-        metadata = {
-            "name": name,
-            "kind": kind,
-            "inputs": list(HEAD_INPUTS[kind]),
-            "text_fields": read,
-            "fingerprint": layout.features_fingerprint(data.root, read),
-            "views": {str(view): int(count) for view, count in views.items()},
-        }
         trained.append(
             train_head(
-                name,
+                lambda in_dim: ClassifierModule(
+                    MLPHead(in_dim, settings.hidden_sizes, settings.dropout),
+                    settings.optimizer,
+                    settings.lr,
+                    settings.weight_decay,
+                ),
                 (train_x, labels["train"]),
                 (val_x, labels["val"]),
-                config.probe,
+                settings,
                 layout.head(name),
                 config.seed,
-                metadata,
+                head_metadata(layout, data, kind, fields, name),
                 device,
             )
         )

@@ -11,6 +11,7 @@ run paths from string literals.
     RUN/checkpoints/, tokenizer/, logs/   pre-training state (resume)
     RUN/features/                      cached embeddings per split, keyed to the features
     RUN/heads/<name>/                  head.safetensors + head.json (with its fingerprint)
+    RUN/heads/findings/<name>/         the same for a multi-label head (finding names in head.json)
     RUN/baselines/image-finetuned/     the fine-tuned image baseline (with its fingerprint)
     RUN/eval/, plots/, explain/, zeroshot/, retrieval/index-<split>/
     RUN/report.html, MODEL_CARD.md
@@ -146,6 +147,18 @@ class RunLayout:
         """Every saved head, by name."""
         return sorted(path.parent for path in self.heads.glob(f"*/{HEAD_FILE}"))
 
+    # multi-label heads, one level down so that ``head_dirs`` lists the binary heads only
+    @property
+    def finding_heads(self) -> Path:
+        return self.heads / "findings"
+
+    def finding_head(self, name: str) -> Path:
+        return self.finding_heads / name
+
+    def finding_head_dirs(self) -> list[Path]:
+        """Every saved multi-label head, by name."""
+        return sorted(path.parent for path in self.finding_heads.glob(f"*/{HEAD_FILE}"))
+
     @property
     def baselines(self) -> Path:
         return self.root / "baselines"
@@ -165,6 +178,15 @@ class RunLayout:
     @property
     def predictions(self) -> Path:
         return self.eval / "predictions.csv"
+
+    @property
+    def findings_metrics(self) -> Path:
+        """Per-finding metrics of the multi-label heads (``chestclip.evaluation.findings``)."""
+        return self.eval / "findings.json"
+
+    @property
+    def findings_predictions(self) -> Path:
+        return self.eval / "findings_predictions.csv"
 
     @property
     def ood(self) -> Path:
@@ -244,7 +266,7 @@ class RunLayout:
         switched off, so the report never shows results of an older config)."""
         return {
             "baseline": (self.baselines,),
-            "evaluate": (self.eval, self.ood),
+            "evaluate": (self.eval, self.ood, self.plot("findings_auc")),
             "explain": (self.explain,),
             "zeroshot": (self.zeroshot, self.plot("zeroshot_auc")),
             "retrieve": (self.retrieval, self.plot("retrieval_recall")),

@@ -150,6 +150,25 @@ function render(result) {
     cell(row, decision === null ? missing : decision, `decision ${decision || ""}`);
   }
 
+  // every finding of the multi-label heads; the block stays hidden for a binary-only run
+  const findings = $("findings").tBodies[0];
+  findings.replaceChildren();
+  const findingHeads = Object.entries(result.findings || {});
+  $("findings-block").hidden = findingHeads.length === 0;
+  for (const [head, entries] of findingHeads) {
+    for (const [finding, found] of Object.entries(entries)) {
+      const row = findings.insertRow();
+      row.dataset.head = head;
+      row.dataset.finding = finding;
+      cell(row, head);
+      cell(row, finding);
+      cell(row, found.probability.toFixed(3), "probability");
+      cell(row, found.threshold === null ? "—" : found.threshold.toFixed(3));
+      const missing = "no threshold: run chestclip evaluate";
+      cell(row, found.decision === null ? missing : found.decision, `decision ${found.decision || ""}`);
+    }
+  }
+
   const zones = $("zones").tBodies[0];
   zones.replaceChildren();
   // anatomical zones by share, largest first; what falls outside them last
