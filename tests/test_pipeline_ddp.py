@@ -51,7 +51,8 @@ def run_command(
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
     sources = str(Path(chestclip.__file__).parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [sources, env.get("PYTHONPATH")]))
-    command = [*launcher, "-m", "chestclip", "run", "--source", str(source), "--run", str(out)]
+    # --run-dir: torchrun's own parser would take --run for an abbreviation of its --run-path
+    command = [*launcher, "-m", "chestclip", "run", "--source", str(source), "--run-dir", str(out)]
     return subprocess.run(
         [*command, *options], env=env, capture_output=True, text=True, timeout=600
     )

@@ -20,6 +20,7 @@ RUN_OPTION = click.option(
 )
 NEW_RUN_OPTION = click.option(
     "--run",
+    "--run-dir",  # under torchrun, whose parser reads --run as an abbreviation of --run-path
     "run_dir",
     required=True,
     type=click.Path(path_type=Path),

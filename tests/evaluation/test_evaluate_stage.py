@@ -191,8 +191,9 @@ def test_the_figures_plot_the_reported_numbers(evaluated_run, monkeypatch, tmp_p
         [metric["value"] for metric in aucs.values()], abs=1e-6
     )
     (error_bars,) = bars.collections  # one segment per bar, from the CI's low to its high end
-    ends = [tuple(segment[:, 1]) for segment in error_bars.get_segments()]
-    assert ends == pytest.approx([(m["ci_low"], m["ci_high"]) for m in aucs.values()], abs=1e-6)
+    ends = np.array([segment[:, 1] for segment in error_bars.get_segments()])
+    expected = np.array([(m["ci_low"], m["ci_high"]) for m in aucs.values()])
+    np.testing.assert_allclose(ends, expected, atol=1e-6)
 
     for panel, (name, head) in zip(drawn["confusion"].axes, heads.items(), strict=True):
         counts = [int(text.get_text()) for text in panel.texts]

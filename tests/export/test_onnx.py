@@ -176,7 +176,7 @@ def test_predict_and_serve_with_the_onnx_runtime(onnx_run: Path, xray_files, tmp
 
     from chestclip.serve import create_app
 
-    client = TestClient(create_app(onnx_run, predictor=onnx))
+    client = TestClient(create_app(onnx_run, predictor=onnx), base_url="http://127.0.0.1")
     with xray_files["png"].open("rb") as handle:
         response = client.post("/api/predict", files={"file": ("a.png", handle, "image/png")})
     assert response.status_code == 200 and response.json()["heatmap_png"]
