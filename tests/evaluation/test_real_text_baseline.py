@@ -17,10 +17,11 @@ def test_leakage_ablation_on_real_reports(real_iu, tmp_path):
         prepared.out, tmp_path / "out", [("indication", "findings"), ("indication",)], n_boot=200
     )
     auc = {
-        n: h["levels"]["study"]["metrics"]["roc_auc"]["value"] for n, h in document["heads"].items()
+        n: h["levels"]["image"]["metrics"]["roc_auc"]["value"] for n, h in document["heads"].items()
     }
-    assert auc["bag-of-words_indication+findings"] > 0.93  # the label is written in the findings
-    assert 0.5 < auc["bag-of-words_indication"] < 0.7  # what is known before the image is read
+    # the README's figures: the pipeline is seeded, so they are pinned, not bounded
+    assert auc["bag-of-words_indication+findings"] == pytest.approx(0.9635, abs=0.002)
+    assert auc["bag-of-words_indication"] == pytest.approx(0.6405, abs=0.002)
     leaky = [w for w in document["warnings"] if "not reading the X-ray" in w]
     assert len(leaky) == 1 and leaky[0].startswith("bag-of-words_indication+findings")
     assert (tmp_path / "out/plots/modality_auc.png").is_file()
