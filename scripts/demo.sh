@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec .venv/bin/chestclip demo --run "${1:-runs/demo}" --overwrite
+exec .venv/bin/chestclip demo --out "${1:-runs/demo}" --overwrite

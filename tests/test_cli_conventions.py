@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from chestclip.cli import cli
 
 TRAINING_COMMANDS = (("pretrain",), ("probe",), ("run",), ("baseline", "image"))
-RUN_CREATING = (("pretrain",), ("run",), ("demo",), ("baseline", "image"))
+RUN_CREATING = (("pretrain",), ("run",), ("baseline", "image"))
 
 
 def every_command(group: click.Group = cli, path: tuple[str, ...] = ()):

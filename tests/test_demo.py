@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    args = ["demo", "--run", str(out), "--studies", "160", "--epochs", "3", "--bootstrap", "50"]
+    args = ["demo", "--out", str(out), "--studies", "160", "--epochs", "3", "--bootstrap", "50"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     run = out / "run"

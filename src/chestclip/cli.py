@@ -684,11 +684,10 @@ def explain_command(
 
 @cli.command()
 @click.option(
-    "--run",
-    "run_dir",
+    "--out",
     type=click.Path(path_type=Path),
     default=Path("runs/demo"),
-    help="The run directory (the phantoms and the prepared data go inside it).",
+    help="The demo's folder: phantoms/, and the run (with its prepared data) in run/.",
 )
 @click.option(
     "--studies", type=click.IntRange(min=40), default=600, help="Phantom studies to generate."
@@ -697,10 +696,10 @@ def explain_command(
     "--epochs", type=click.IntRange(min=1), help="CLIP pre-training epochs [configs/tiny.yaml]."
 )
 @BOOTSTRAP_OPTION
-@click.option("--overwrite", is_flag=True, help="Replace RUN if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @DEVICE_OPTION
 def demo(
-    run_dir: Path,
+    out: Path,
     studies: int,
     epochs: int | None,
     bootstrap: int,
@@ -712,7 +711,7 @@ def demo(
     from chestclip.pipeline import run_demo
 
     result = run_demo(
-        run_dir, studies, epochs, bootstrap, overwrite=overwrite, log=click.echo, device=device
+        out, studies, epochs, bootstrap, overwrite=overwrite, log=click.echo, device=device
     )
     click.echo("\nROC-AUC on the test images (95% CI over patients), thresholds from validation:")
     print_metrics(result.metrics, result.run)
