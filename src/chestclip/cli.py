@@ -114,9 +114,10 @@ def cli(verbose: int, quiet: bool) -> None:
 
 def configure_logging(verbose: int, quiet: bool) -> None:
     """chestclip's log level from -v/-q (warnings by default); -q also silences progress bars."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    if not quiet and not verbose:
-        level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    else:
+        level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("chestclip").setLevel(level)
     if quiet:

@@ -67,8 +67,9 @@ def default_method(model: ChestCLIP | ImageClassifier, run: str | Path | None = 
     """The heat-map method used when none is named: the one `chestclip explain` chose on this
     run's validation images (``faithfulness.json``) when it applies to ``model``, else the
     encoder kind's fixed default (a run not yet explained in batch)."""
-    if run is not None and RunLayout(run).faithfulness.is_file():
-        measured = json.loads(RunLayout(run).faithfulness.read_text()).get("default_method")
+    summary = RunLayout(run).faithfulness if run is not None else None
+    if summary is not None and summary.is_file():
+        measured = json.loads(summary.read_text()).get("default_method")
         if measured in methods_for(model):
             return measured
     return DEFAULT_METHODS["vit" if model.image_encoder.token_grid else "cnn"]

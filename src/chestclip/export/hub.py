@@ -44,22 +44,21 @@ def export_hub_folder(run: str | Path, out: str | Path | None = None) -> Path:
         raise ChestClipError(
             f"{layout.root}: no heads in {layout.heads.name}/; run `chestclip probe` first"
         )
-    exported = RunLayout(out)  # the folder keeps the run's own layout
     with atomic_directory(out) as tmp:
+        exported = RunLayout(tmp)  # the folder keeps the run's own layout
         (tmp / "README.md").write_text(card, encoding="utf-8")
         for name in (CONFIG_NAME, WEIGHTS_NAME, layout.training_data.name):
             shutil.copy2(clip / name, tmp / name)
         shutil.copytree(clip / TOKENIZER_DIR, tmp / TOKENIZER_DIR)
         for head in heads:
-            target = tmp / exported.head(head.name).relative_to(out)
+            target = exported.head(head.name)
             target.mkdir(parents=True)
             shutil.copy2(head / "head.safetensors", target / "head.safetensors")
             info: dict[str, Any] = json.loads((head / HEAD_FILE).read_text())
             info["threshold"] = thresholds.get(info["name"])  # thresholds travel with weights
             (target / HEAD_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        metrics = tmp / exported.metrics.relative_to(out)
-        metrics.parent.mkdir()
-        shutil.copy2(layout.metrics, metrics)
+        exported.metrics.parent.mkdir()
+        shutil.copy2(layout.metrics, exported.metrics)
         if layout.config.is_file():
             shutil.copy2(layout.config, tmp / layout.config.name)
         if layout.onnx.is_dir():

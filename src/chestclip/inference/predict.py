@@ -22,6 +22,7 @@ heat map, when one is asked for, still comes from PyTorch (it needs gradients).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -90,7 +91,7 @@ class ImagePrediction:
     thresholds: dict[str, float | None]  # head → validation-chosen threshold (None: not evaluated)
     decisions: dict[str, str | None]  # head → "diseased" / "normal" (None: no threshold, refused)
     explained_head: str  # whose score the heat map explains
-    method: str | None  # None: no heat map (not asked for, or the image refused)
+    method: str | None  # None: no heat map asked for (ONNX scoring without a method)
     heatmap: np.ndarray | None  # float32 [S, S] in [0, 1]
     zone_masses: dict[str, float]  # zone → share of the map's mass (NaN for an empty map)
     drafts: list[dict[str, Any]]  # nearest distinct training reports, most similar first
@@ -190,8 +191,9 @@ class Predictor:
         """Heat-map methods that apply to this model's image encoder."""
         return methods_for(self.model)
 
-    @property
+    @functools.cached_property
     def default_method(self) -> str:
+        """Read once: every request would otherwise re-read the run's faithfulness.json."""
         return default_method(self.model, self.run)
 
     def heads_for(self, indication: str | None) -> list[str]:
